@@ -1,0 +1,60 @@
+"""`mien` command line: thin adapters over the Python API.
+
+Each subcommand module exposes `add_parser(subparsers)`, which registers its parser and sets
+`handler` (a function of the parsed args returning an exit code). Errors print as one line
+(`mien: error: ...`) with a non-zero exit; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from ..errors import MienError
+
+# Subcommand modules, in the order `mien --help` lists them.
+_COMMANDS = ("data", "train", "evaluate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="mien",
+        description="Facial expression recognition on FER2013: data, training, evaluation.",
+        epilog="Run `mien COMMAND --help` for a command's options and an example.",
+    )
+    parser.add_argument("--version", action="version", version=f"mien {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        importlib.import_module(f".{name}", __name__).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("mien: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the CLI boundary: one clear line instead of a traceback
+        if args.debug:
+            raise
+        kind = "error" if isinstance(exc, (MienError, OSError)) else f"internal error ({type(exc).__name__})"
+        hint = "" if isinstance(exc, MienError) else " (rerun with --debug for the traceback)"
+        print(f"mien: {kind}: {exc}{hint}", file=sys.stderr)
+        return 1
+
+
+def example_epilog(*lines: str) -> str:
+    """An argparse epilog listing examples, one per line."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)

@@ -1,0 +1,311 @@
+"""The one typed run configuration: frozen dataclasses, YAML files and `a.b=c` overrides.
+
+Defaults live here; a YAML file and command-line overrides only change them. Every value is
+coerced to its declared type and validated, so a typo fails before any training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+
+from .errors import ConfigError
+from .labels import EMOTIONS, canonical_emotion
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the faces come from and how they are split."""
+
+    source: str = ""
+    """Path to a FER2013 npz, csv or image folder; empty means $MIEN_DATA, then ../shared/data/fer2013.npz."""
+    split: Literal["official", "stratified", "kfold"] = "official"
+    """official: Training/PublicTest/PrivateTest as train/val/test; stratified: random `ratios`; kfold: fold `fold` of `folds`."""
+    ratios: tuple[float, ...] = (0.8, 0.1, 0.1)
+    """train/val[/test] fractions for the stratified split (reports use 80/10/10, 80/20 and 60/20/20)."""
+    folds: int = 5
+    fold: int = 0
+    classes: tuple[str, ...] = EMOTIONS
+    """Classes to train on; others are dropped and labels remapped (e.g. six without disgust)."""
+    train_limit: int = 0
+    """If > 0, a stratified random subset of this many training faces (for quick runs)."""
+    balance: Literal["none", "weights", "sampler"] = "none"
+    """Class imbalance: loss weights 1/n_c normalised to sum to |C|, or a class-balanced sampler."""
+    skip_bad: bool = False
+    """Skip malformed CSV rows instead of failing."""
+
+    def __post_init__(self) -> None:
+        _check(len(self.ratios) in (2, 3), f"data.ratios needs 2 or 3 fractions, got {self.ratios}")
+        _check(all(r >= 0 for r in self.ratios) and abs(sum(self.ratios) - 1) < 1e-6,
+               f"data.ratios must be non-negative and sum to 1, got {self.ratios}")
+        _check(self.folds >= 2, f"data.folds must be >= 2, got {self.folds}")
+        _check(0 <= self.fold < self.folds, f"data.fold must lie in [0, {self.folds}), got {self.fold}")
+        _check(len(self.classes) >= 2, f"data.classes needs at least 2 classes, got {self.classes}")
+        canonical = tuple(canonical_emotion(c) for c in self.classes)
+        _check(len(set(canonical)) == len(canonical), f"data.classes has duplicates: {self.classes}")
+        object.__setattr__(self, "classes", canonical)
+        _check(self.train_limit >= 0, f"data.train_limit must be >= 0, got {self.train_limit}")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation; probabilities are per sample, ranges are symmetric."""
+
+    enabled: bool = True
+    hflip: float = 0.5
+    rotate: float = 10.0
+    """Maximum rotation in degrees."""
+    translate: float = 0.1
+    """Maximum shift as a fraction of the image side."""
+    scale: tuple[float, float] = (0.9, 1.1)
+    shear: float = 0.0
+    """Maximum shear in degrees."""
+    crop_p: float = 0.0
+    """Probability of a random resized crop."""
+    crop_scale: tuple[float, float] = (0.75, 1.0)
+    """Area fraction range of the random resized crop."""
+    brightness: float = 0.2
+    contrast: float = 0.2
+    erase_p: float = 0.0
+    """Probability of random erasing."""
+    erase_scale: tuple[float, float] = (0.02, 0.2)
+
+    def __post_init__(self) -> None:
+        for name in ("hflip", "crop_p", "erase_p"):
+            value = getattr(self, name)
+            _check(0 <= value <= 1, f"augment.{name} is a probability in [0, 1], got {value}")
+        for name in ("rotate", "translate", "shear", "brightness", "contrast"):
+            _check(getattr(self, name) >= 0, f"augment.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("scale", "crop_scale", "erase_scale"):
+            lo, hi = getattr(self, name)
+            _check(0 < lo <= hi, f"augment.{name} must be (low, high) with 0 < low <= high, got {(lo, hi)}")
+        _check(self.crop_scale[1] <= 1 and self.erase_scale[1] < 1,
+               f"augment.crop_scale and erase_scale are area fractions <= 1, got {self.crop_scale}, {self.erase_scale}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "resnet_small"
+    """A name from `mien.models.list_models()`."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for the model's constructor (e.g. widths, dropout)."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: Literal["adam", "adamw", "sgd"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    """SGD momentum (SGD always uses Nesterov when momentum > 0 and `nesterov`)."""
+    nesterov: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
+        _check(self.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        _check(0 <= self.momentum < 1, f"optim.momentum must lie in [0, 1), got {self.momentum}")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    name: Literal["none", "plateau", "cosine", "onecycle"] = "cosine"
+    warmup_epochs: float = 1.0
+    """Linear warm-up length for cosine (one-cycle uses it as its rising phase)."""
+    min_lr: float = 1e-6
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3
+
+    def __post_init__(self) -> None:
+        _check(self.warmup_epochs >= 0, f"schedule.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        _check(self.min_lr >= 0, f"schedule.min_lr must be >= 0, got {self.min_lr}")
+        _check(0 < self.plateau_factor < 1, f"schedule.plateau_factor must lie in (0, 1), got {self.plateau_factor}")
+        _check(self.plateau_patience >= 0, f"schedule.plateau_patience must be >= 0, got {self.plateau_patience}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0
+    """Clip the gradient norm to this value; 0 turns clipping off."""
+    monitor: Literal["val_acc", "val_loss", "val_f1"] = "val_acc"
+    """Validation metric that picks the best checkpoint and drives early stopping and plateau schedules."""
+    early_stop: int = 0
+    """Stop after this many epochs without improvement of `monitor`; 0 turns it off."""
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """auto: bf16 autocast on CUDA and on CPUs with native bf16 matrix units (AMX, AVX512-BF16), else fp32."""
+    channels_last: bool = True
+    threads: int = 0
+    """torch intra-op threads on CPU; 0 keeps torch's default (one per core)."""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            _check(getattr(self, name) >= 1, f"train.{name} must be >= 1, got {getattr(self, name)}")
+        _check(0 <= self.label_smoothing < 1, f"train.label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        _check(self.grad_clip >= 0, f"train.grad_clip must be >= 0, got {self.grad_clip}")
+        _check(self.early_stop >= 0, f"train.early_stop must be >= 0, got {self.early_stop}")
+        _check(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the declared type `hint`, or raise ConfigError naming `where`."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return _build(hint, value, where)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{where} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{where} needs {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{where} must be an integer, got {value!r}") from None
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return str(value)
+    if isinstance(hint, types.UnionType) or origin is typing.Union:
+        raise ConfigError(f"{where}: union types are not supported in configs")
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(f"unknown config key {prefix}{unknown[0]}; known keys: {', '.join(sorted(names))}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain dict (lists for tuples) that YAML and JSON can store and `config_from_dict` reads back."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return {f.name: (config_to_dict(getattr(cfg, f.name)) if dataclasses.is_dataclass(getattr(cfg, f.name))
+                     else plain(getattr(cfg, f.name))) for f in dataclasses.fields(cfg)}
+
+
+def config_from_dict(values: dict[str, Any]) -> RunConfig:
+    """Build and validate a RunConfig from nested dicts; missing keys keep their defaults."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"a config must be a mapping at the top level, got {type(values).__name__}")
+    return _build(RunConfig, values, "")
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted}: {key} is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def apply_overrides(cfg: RunConfig, overrides: Sequence[str]) -> RunConfig:
+    """Apply `section.key=value` overrides (values parsed as YAML, then coerced to the field's type)."""
+    tree = config_to_dict(cfg)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like section.key=value, e.g. optim.lr=5e-4")
+        key = key.strip()
+        if "." not in key:
+            raise ConfigError(f"override {item!r} must name a section, e.g. train.{key}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: cannot parse value: {exc}") from None
+        _set_path(tree, key, value)
+    return config_from_dict(tree)
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """Defaults, then the YAML file at `path` (if any), then `overrides`."""
+    cfg = RunConfig()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        try:
+            cfg = config_from_dict(values)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    return apply_overrides(cfg, overrides)
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

@@ -1,0 +1,5 @@
+"""FER2013 data: sources (csv, image folders, npz), splits, augmentation, class balance."""
+
+from .arrays import FaceArrays
+
+__all__ = ["FaceArrays"]

@@ -1,0 +1,57 @@
+"""One model registry: `@register_model` builders, `create_model` by name, `list_models`.
+
+Every model honours one contract: float (B, in_chans, *input_size) in, raw logits (B, num_classes)
+out, no softmax inside; and it names its Grad-CAM target layer (`gradcam_layer`, a dotted
+submodule path) and its native `input_size` and `in_chans`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+from torch import nn
+
+from ..errors import ModelError
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register a builder under its function name; a duplicate name raises."""
+    name = fn.__name__
+    if name in _BUILDERS:
+        raise ModelError(f"model {name!r} is already registered")
+    _BUILDERS[name] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def create_model(name: str, *, num_classes: int = 7, in_chans: int = 1, **kwargs: Any) -> nn.Module:
+    """Build a registered model; the result records how it was built in `model.spec`."""
+    if name not in _BUILDERS:
+        raise ModelError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+    builder = _BUILDERS[name]
+    params = inspect.signature(builder).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise ModelError(f"model {name!r} has no argument {unknown[0]!r}; it takes {', '.join(params)}")
+    if num_classes < 2:
+        raise ModelError(f"num_classes must be >= 2, got {num_classes}")
+    if in_chans < 1:
+        raise ModelError(f"in_chans must be >= 1, got {in_chans}")
+    model = builder(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    for attr in ("gradcam_layer", "input_size", "in_chans"):
+        if not hasattr(model, attr):
+            raise ModelError(f"model {name!r} does not declare {attr!r}")
+    model.spec = {"name": name, "num_classes": num_classes, "in_chans": in_chans, "kwargs": dict(kwargs)}
+    return model
+
+
+def gradcam_target(model: nn.Module) -> nn.Module:
+    """The submodule named by the model's `gradcam_layer`."""
+    return model.get_submodule(model.gradcam_layer)
