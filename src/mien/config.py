@@ -15,7 +15,7 @@ from typing import Any, Literal, Sequence
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .labels import EMOTIONS, canonical_emotion
 
 
@@ -52,7 +52,10 @@ class DataConfig:
         _check(self.folds >= 2, f"data.folds must be >= 2, got {self.folds}")
         _check(0 <= self.fold < self.folds, f"data.fold must lie in [0, {self.folds}), got {self.fold}")
         _check(len(self.classes) >= 2, f"data.classes needs at least 2 classes, got {self.classes}")
-        canonical = tuple(canonical_emotion(c) for c in self.classes)
+        try:
+            canonical = tuple(canonical_emotion(c) for c in self.classes)
+        except DataError as exc:
+            raise ConfigError(f"data.classes: {exc}") from None
         _check(len(set(canonical)) == len(canonical), f"data.classes has duplicates: {self.classes}")
         object.__setattr__(self, "classes", canonical)
         _check(self.train_limit >= 0, f"data.train_limit must be >= 0, got {self.train_limit}")
