@@ -1,0 +1,251 @@
+"""The model contract, checked for every registered model, and the registry itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from mien.errors import ModelError
+from mien.models import create_model, gradcam_target, list_models, register_model
+from mien.models import registry
+
+MODELS = list_models()
+
+
+def _inputs(model: nn.Module, batch: int, *, seed: int = 0) -> torch.Tensor:
+    """(batch, in_chans, *input_size) standard-normal input, like normalised faces."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, model.in_chans, *model.input_size, generator=g)
+
+
+def _rebuild(spec: dict[str, Any]) -> nn.Module:
+    """A fresh model from `model.spec` (as a checkpoint would rebuild it)."""
+    return create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"], **spec["kwargs"])
+
+
+def _create(name: str, **kwargs: Any) -> nn.Module:
+    torch.manual_seed(0)
+    return create_model(name, **kwargs)
+
+
+# ---- the model contract, for every registered model ----
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(("num_classes", "in_chans"), [(7, 1), (6, 1), (7, 3)])
+def test_forward_gives_raw_logits_of_shape_batch_by_classes(name: str, num_classes: int, in_chans: int) -> None:
+    try:
+        model = _create(name, num_classes=num_classes, in_chans=in_chans).eval()
+    except ModelError as exc:
+        if in_chans == 1:
+            raise
+        pytest.skip(f"{name} does not take in_chans={in_chans}: {exc}")
+    assert model.in_chans == in_chans
+    with torch.no_grad():
+        logits = model(_inputs(model, 3))
+    assert logits.shape == (3, num_classes)
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+    # Raw logits, no softmax inside: rows are not probability distributions.
+    assert not torch.allclose(logits.sum(dim=1), torch.ones(3), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_backward_gives_finite_gradients_on_every_trainable_parameter(name: str) -> None:
+    model = _create(name).train()
+    logits = model(_inputs(model, 2))
+    nn.functional.cross_entropy(logits, torch.tensor([0, 3])).backward()
+    for pname, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, f"{name}.{pname} got no gradient"
+            assert torch.isfinite(p.grad).all(), f"{name}.{pname} has a non-finite gradient"
+    assert any(p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_gradcam_layer_gives_a_4d_activation_and_its_gradient(name: str) -> None:
+    model = _create(name).eval()
+    target = gradcam_target(model)
+    assert isinstance(target, nn.Module)
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        captured["act"] = output
+        output.register_hook(lambda grad: captured.__setitem__("grad", grad))
+
+    handle = target.register_forward_hook(keep)
+    try:
+        model(_inputs(model, 2))[:, 0].sum().backward()
+    finally:
+        handle.remove()
+    act, grad = captured["act"], captured["grad"]
+    assert act.ndim == 4 and act.shape[0] == 2 and min(act.shape[2:]) > 1, act.shape
+    # The activation must not be overwritten after the hook (e.g. by an in-place ReLU).
+    assert act._version == 0
+    assert grad.shape == act.shape and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_safetensors_round_trip_rebuilds_an_identical_model(name: str, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    model = _create(name).train()
+    model(_inputs(model, 2, seed=1))  # move BatchNorm running statistics off their defaults
+    model.eval()
+    path = tmp_path / "model.safetensors"
+    save_file(model.state_dict(), str(path))
+    torch.manual_seed(1)
+    clone = _rebuild(model.spec).eval()
+    x = _inputs(model, 2)
+    with torch.no_grad():
+        assert not torch.equal(clone(x), model(x))
+        clone.load_state_dict(load_file(str(path)), strict=True)
+        assert torch.equal(clone(x), model(x))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("name", MODELS)
+def test_onnx_export_matches_torch_with_a_dynamic_batch(name: str, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    model = _create(name).eval()
+    path = tmp_path / "model.onnx"
+    # dynamo=False: the dynamo exporter needs onnxscript, which is not a dependency.
+    torch.onnx.export(model, (_inputs(model, 2),), str(path), dynamo=False, input_names=["input"],
+                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = _inputs(model, 3, seed=2)  # a batch size the export never saw
+    (got,) = session.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        want = model(x).numpy()
+    assert got.shape == want.shape == (3, 7)
+    assert abs(got - want).max() < 1e-4
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_channels_last_gives_the_same_logits_as_contiguous(name: str) -> None:
+    model = _create(name).eval()
+    x = _inputs(model, 3)
+    with torch.no_grad():
+        want = model(x)
+        model = model.to(memory_format=torch.channels_last)
+        got = model(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_bf16_autocast_trains_with_finite_values(name: str) -> None:
+    model = _create(name).train().to(memory_format=torch.channels_last)
+    x = _inputs(model, 2).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits, torch.tensor([0, 3]))
+    assert logits.dtype == torch.bfloat16 and logits.shape == (2, 7) and torch.isfinite(logits.float()).all()
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+# ---- the two built-in architectures ----
+
+def test_baseline_cnn_is_report_000_table_1() -> None:
+    model = _create("baseline_cnn")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
+        (1, 32, (3, 3), (1, 1)), (32, 64, (3, 3), (1, 1)), (64, 128, (3, 3), (1, 1))]
+    assert [(m.in_features, m.out_features) for m in linears] == [(4608, 256), (256, 7)]
+    assert [m.p for m in model.modules() if isinstance(m, nn.Dropout)] == [0.5]
+    with torch.no_grad():
+        assert model.features(_inputs(model, 1)).shape == (1, 128, 6, 6)
+    assert sum(p.numel() for p in model.parameters()) == 1_274_375
+    assert gradcam_target(model) is convs[-1]
+
+
+def test_resnet_small_sizes_and_resolutions() -> None:
+    model = _create("resnet_small")
+    assert sum(p.numel() for p in model.parameters()) == 2_796_263
+    small = _create("resnet_small", widths=[16, 32, 64, 128], blocks=[2, 2, 2, 2])  # lists, as YAML gives them
+    assert sum(p.numel() for p in small.parameters()) == 700_791
+    sizes = []
+    hooks = [stage.register_forward_hook(lambda _m, _i, out: sizes.append(tuple(out.shape[1:])))
+             for stage in small.stages]
+    with torch.no_grad():
+        small(_inputs(small, 1))
+    for h in hooks:
+        h.remove()
+    # Full resolution stem (no 7x7/stride-2, no maxpool), then 48 -> 24 -> 12 -> 6.
+    assert sizes == [(16, 48, 48), (32, 24, 24), (64, 12, 12), (128, 6, 6)]
+    assert gradcam_target(small) is small.stages[-1][-1]
+
+
+def test_resnet_small_starts_every_residual_branch_at_zero() -> None:
+    model = _create("resnet_small", widths=(8, 16), blocks=(1, 2))
+    assert len(model.stages) == 2 and [len(s) for s in model.stages] == [1, 2]
+    for block in (b for s in model.stages for b in s):
+        assert torch.count_nonzero(block.bn2.weight) == 0
+        assert torch.count_nonzero(block.bn1.weight) == block.bn1.num_features
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"widths": (32, 64), "blocks": (2, 2, 2)}, "one block count per width"),
+    ({"widths": (32, 0)}, r"positive integers, got \[32, 0\]"),
+    ({"blocks": "2222"}, "non-empty list"),
+    ({"dropout": 1.0}, "dropout must lie in"),
+])
+def test_resnet_small_rejects_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ModelError, match=match):
+        create_model("resnet_small", **kwargs)
+
+
+def test_baseline_cnn_rejects_bad_dropout() -> None:
+    with pytest.raises(ModelError, match="dropout must lie in"):
+        create_model("baseline_cnn", dropout=-0.1)
+
+
+# ---- the registry ----
+
+def test_duplicate_registration_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_BUILDERS", dict(registry._BUILDERS))
+
+    def tiny_test_model(*, num_classes: int = 7, in_chans: int = 1) -> nn.Module:
+        model = nn.Sequential(nn.Flatten(), nn.Linear(in_chans * 4, num_classes))
+        model.gradcam_layer, model.input_size, model.in_chans = "0", (2, 2), in_chans
+        return model
+
+    register_model(tiny_test_model)
+    assert "tiny_test_model" in list_models()
+    with pytest.raises(ModelError, match="'tiny_test_model' is already registered"):
+        register_model(tiny_test_model)
+    for name in MODELS:
+        builder = registry._BUILDERS[name]
+        with pytest.raises(ModelError, match=f"'{name}' is already registered"):
+            register_model(builder)
+
+
+def test_unknown_model_name_lists_the_registered_ones() -> None:
+    with pytest.raises(ModelError, match="unknown model 'resnet_tiny'") as info:
+        create_model("resnet_tiny")
+    assert all(name in str(info.value) for name in MODELS)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_unknown_model_argument_raises(name: str) -> None:
+    with pytest.raises(ModelError, match=f"model '{name}' has no argument 'depth_multiplier'"):
+        create_model(name, depth_multiplier=2)
+
+
+@pytest.mark.parametrize(("num_classes", "in_chans"), [(1, 1), (7, 0)])
+def test_bad_class_or_channel_count_raises(num_classes: int, in_chans: int) -> None:
+    with pytest.raises(ModelError, match="must be >= "):
+        create_model("baseline_cnn", num_classes=num_classes, in_chans=in_chans)
+
+
+def test_spec_records_how_the_model_was_built() -> None:
+    model = create_model("resnet_small", num_classes=6, widths=[16, 32, 64, 128], dropout=0.1)
+    assert model.spec == {"name": "resnet_small", "num_classes": 6, "in_chans": 1,
+                          "kwargs": {"widths": [16, 32, 64, 128], "dropout": 0.1}}
+    rebuilt = _rebuild(model.spec)
+    assert rebuilt.spec == model.spec
+    assert [p.shape for p in rebuilt.parameters()] == [p.shape for p in model.parameters()]
