@@ -107,6 +107,8 @@ def test_predict_softmaxes_logits_and_keeps_probabilities() -> None:
     assert y_pred.tolist() == [0, 0, 1, 1, 2, 2]
     np.testing.assert_allclose(conf, [0.7, 0.6, 0.6, 0.5, 0.6, 0.7])
     np.testing.assert_allclose(to_probabilities(np.log(PROBS) + 7.0), PROBS)
+    rounded = np.array([[1.0000001, -1e-8, 0.0]], dtype=np.float32)  # a float32 softmax, not logits
+    np.testing.assert_array_equal(to_probabilities(rounded), rounded.astype(np.float64))
     y_pred, conf = predict(np.array([[0.0, 0.0], [3.0, -1.0]]))
     assert y_pred.tolist() == [0, 0]
     np.testing.assert_allclose(conf, [0.5, 1 / (1 + np.exp(-4.0))])

@@ -45,12 +45,15 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def to_probabilities(scores: np.ndarray) -> np.ndarray:
     """(N, C) rows as probabilities: returned as-is if they already are, else softmaxed as logits.
 
-    A row counts as probabilities when all entries lie in [0, 1] and every row sums to 1 (+-1e-3).
+    Rows count as probabilities when all entries lie in [0, 1] and every row sums to 1, both up to
+    float32 rounding (a softmax computed in float32 or bf16 must not be softmaxed twice).
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2:
         raise DataError(f"scores must be (N, C), got shape {scores.shape}")
-    if scores.size and scores.min() >= 0 and scores.max() <= 1 and np.allclose(scores.sum(1), 1, atol=1e-3):
+    tol = 1e-3
+    if (scores.size and scores.min() >= -tol and scores.max() <= 1 + tol
+            and np.allclose(scores.sum(1), 1, rtol=0, atol=tol)):
         return scores
     shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
