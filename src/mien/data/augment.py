@@ -1,0 +1,142 @@
+"""Batched training-time augmentation on tensors, with per-sample random parameters.
+
+Augmentation is for the training split only: the data pipeline applies it to training batches
+and never to validation or test faces.
+
+Every geometric op (random resized crop, horizontal flip, rotation, shear, scale, translation)
+folds into ONE affine matrix per sample, applied with a single `F.affine_grid` + `F.grid_sample`;
+brightness/contrast jitter and random erasing follow as broadcast tensor ops. All random numbers
+come from the caller's `torch.Generator`, so the same generator seed gives the same batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..config import AugmentConfig
+from ..errors import DataError
+
+# Columns of the (B, _NUM_PARAMS) uniform draw; all are drawn every call so the stream layout
+# does not depend on which ops are on.
+(_FLIP, _ROT, _TX, _TY, _SCALE, _SHEAR, _CROP, _CROP_AREA, _CROP_RATIO, _CROP_X, _CROP_Y,
+ _BRIGHT, _CONTRAST, _ERASE, _ERASE_AREA, _ERASE_RATIO, _ERASE_TOP, _ERASE_LEFT) = range(18)
+_NUM_PARAMS = 18
+_CROP_RATIOS = (3 / 4, 4 / 3)
+_ERASE_RATIOS = (0.3, 3.3)  # torchvision's RandomErasing default
+
+
+def _affine(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor,
+            tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) homogeneous matrices [[a, b, tx], [c, d, ty], [0, 0, 1]] from (B,) entries."""
+    zero, one = torch.zeros_like(a), torch.ones_like(a)
+    return torch.stack([a, b, tx, c, d, ty, zero, zero, one], dim=1).view(-1, 3, 3)
+
+
+def _uniform(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * u
+
+
+def _log_uniform(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    return torch.exp(_uniform(u, math.log(lo), math.log(hi)))
+
+
+def _has_geometry(cfg: AugmentConfig) -> bool:
+    return (cfg.hflip > 0 or cfg.rotate > 0 or cfg.translate > 0 or cfg.shear > 0 or cfg.crop_p > 0
+            or cfg.scale != (1.0, 1.0))
+
+
+def _sampling_theta(u: torch.Tensor, cfg: AugmentConfig, height: int, width: int) -> torch.Tensor:
+    """(B, 2, 3) `affine_grid` thetas mapping output to input normalised coordinates.
+
+    The forward transform on the (cropped) image is T @ R @ Shear @ Scale @ Flip in pixel units
+    about the centre; grid_sample needs its inverse, built factor by factor. The crop then maps
+    the augmented frame into the original image.
+    """
+    one = torch.ones_like(u[:, 0])
+    zero = torch.zeros_like(one)
+    flip = torch.where(u[:, _FLIP] < cfg.hflip, -one, one)
+    angle = torch.deg2rad(_uniform(u[:, _ROT], -cfg.rotate, cfg.rotate))
+    shear = torch.tan(torch.deg2rad(_uniform(u[:, _SHEAR], -cfg.shear, cfg.shear)))
+    scale = _uniform(u[:, _SCALE], *cfg.scale)
+    tx = _uniform(u[:, _TX], -cfg.translate, cfg.translate) * width
+    ty = _uniform(u[:, _TY], -cfg.translate, cfg.translate) * height
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    inverse = (_affine(flip, zero, zero, one, zero, zero)          # Flip^-1 = Flip
+               @ _affine(1 / scale, zero, zero, 1 / scale, zero, zero)
+               @ _affine(one, -shear, zero, one, zero, zero)     # x-shear, like torchvision's single value
+               @ _affine(cos, sin, -sin, cos, zero, zero)        # R(-angle)
+               @ _affine(one, zero, zero, one, -tx, -ty))
+    # Pixel units about the centre <-> normalised [-1, 1] coordinates, so rotations stay
+    # rotations on non-square images.
+    to_pixels = _affine(one * width / 2, zero, zero, one * height / 2, zero, zero)
+    to_norm = _affine(one * 2 / width, zero, zero, one * 2 / height, zero, zero)
+    # Random resized crop: a window of area fraction `area` and aspect ratio `ratio` (clamped
+    # to the image), stretched to the full frame.
+    crop = u[:, _CROP] < cfg.crop_p
+    area = _uniform(u[:, _CROP_AREA], *cfg.crop_scale)
+    ratio = _log_uniform(u[:, _CROP_RATIO], *_CROP_RATIOS)
+    crop_w = torch.where(crop, torch.sqrt(area * ratio).clamp(max=1), one)
+    crop_h = torch.where(crop, torch.sqrt(area / ratio).clamp(max=1), one)
+    crop_x = (2 * u[:, _CROP_X] - 1) * (1 - crop_w)
+    crop_y = (2 * u[:, _CROP_Y] - 1) * (1 - crop_h)
+    window = _affine(crop_w, zero, zero, crop_h, crop_x, crop_y)
+    return (window @ to_norm @ inverse @ to_pixels)[:, :2]
+
+
+def _erase_mask(u: torch.Tensor, cfg: AugmentConfig, height: int, width: int) -> torch.Tensor:
+    """(B, 1, H, W) bool mask of one random rectangle per erased sample."""
+    area = _uniform(u[:, _ERASE_AREA], *cfg.erase_scale) * height * width
+    ratio = _log_uniform(u[:, _ERASE_RATIO], *_ERASE_RATIOS)
+    h = torch.sqrt(area * ratio).round().clamp(1, height)
+    w = torch.sqrt(area / ratio).round().clamp(1, width)
+    top = torch.floor(u[:, _ERASE_TOP] * (height - h + 1)).clamp(max=height - h)
+    left = torch.floor(u[:, _ERASE_LEFT] * (width - w + 1)).clamp(max=width - w)
+    rows = torch.arange(height, device=u.device, dtype=u.dtype).view(1, 1, height, 1)
+    cols = torch.arange(width, device=u.device, dtype=u.dtype).view(1, 1, 1, width)
+
+    def per_sample(t: torch.Tensor) -> torch.Tensor:
+        return t.view(-1, 1, 1, 1)
+
+    inside = ((rows >= per_sample(top)) & (rows < per_sample(top + h))
+              & (cols >= per_sample(left)) & (cols < per_sample(left + w)))
+    return inside & per_sample(u[:, _ERASE] < cfg.erase_p)
+
+
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, *, generator: torch.Generator) -> torch.Tensor:
+    """Randomly augment a batch of faces, each with its own parameters.
+
+    Args:
+        x: (B, C, H, W) float images in [0, 1], on CPU or CUDA.
+        cfg: which ops to apply and their ranges; `cfg.enabled=False` returns `x` itself.
+        generator: source of every random number; it may live on CPU or on `x`'s device.
+
+    Returns:
+        (B, C, H, W) tensor of `x`'s dtype and device, values in [0, 1].
+    """
+    if x.ndim != 4 or not x.is_floating_point():
+        raise DataError(f"augment_batch needs a float (B, C, H, W) tensor, got {tuple(x.shape)} {x.dtype}")
+    if not cfg.enabled or x.shape[0] == 0:
+        return x
+    batch, channels, height, width = x.shape
+    u = torch.rand((batch, _NUM_PARAMS), generator=generator, device=generator.device).to(x.device)
+    out = x
+    if _has_geometry(cfg):
+        theta = _sampling_theta(u, cfg, height, width)
+        # Sample in float32 at least: bf16 grid coordinates near +-1 are 1/128 apart, a fifth of a
+        # pixel on 48x48 faces.
+        work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        grid = F.affine_grid(theta.to(work.dtype), [batch, channels, height, width], align_corners=False)
+        out = F.grid_sample(work, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    if cfg.brightness > 0 or cfg.contrast > 0:
+        bright = _uniform(u[:, _BRIGHT], 1 - cfg.brightness, 1 + cfg.brightness).view(-1, 1, 1, 1)
+        contrast = _uniform(u[:, _CONTRAST], 1 - cfg.contrast, 1 + cfg.contrast).view(-1, 1, 1, 1)
+        out = out * bright.to(out.dtype)
+        mean = out.mean(dim=(1, 2, 3), keepdim=True)
+        out = ((out - mean) * contrast.to(out.dtype) + mean).clamp(0, 1)
+    if cfg.erase_p > 0:
+        fill = torch.rand((batch, channels, height, width), generator=generator, device=generator.device)
+        out = torch.where(_erase_mask(u, cfg, height, width), fill.to(device=out.device, dtype=out.dtype), out)
+    return out.to(x.dtype)
