@@ -1,0 +1,131 @@
+"""Self-describing checkpoints: `NAME.safetensors` (tensors) beside `NAME.json` (everything else).
+
+The JSON sidecar names the model and its kwargs, the class names, the input normalisation, the
+resolved config and the metrics, so inference, export and evaluation rebuild the model without
+guessing. Loading never unpickles. Training-state checkpoints (`last`) also carry the optimizer
+tensors and, in the sidecar, the optimizer's hyperparameters, the scheduler state and the history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+
+FORMAT = "mien-checkpoint/1"
+_MODEL, _OPTIM = "model.", "optimizer."
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    stem: str | Path,
+    *,
+    model: nn.Module,
+    meta: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+) -> Path:
+    """Write `stem.safetensors` and `stem.json` atomically; returns the safetensors path."""
+    from safetensors.torch import save_file
+
+    stem = Path(stem)
+    tensors = {_MODEL + k: v.detach().contiguous().cpu() for k, v in _unwrap(model).state_dict().items()}
+    meta = {"format": FORMAT, **meta}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        scalars: dict[str, dict[str, Any]] = {}
+        for pid, pstate in state["state"].items():
+            for key, value in pstate.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"{_OPTIM}{pid}.{key}"] = value.detach().contiguous().cpu()
+                else:
+                    scalars.setdefault(str(pid), {})[key] = value
+        meta["optimizer"] = {"param_groups": state["param_groups"], "scalars": scalars}
+    # The epoch is stored in both files so a kill between the two renames is detected on load.
+    tag = {"epoch": str(meta.get("epoch", ""))}
+    path = stem.with_suffix(".safetensors")
+    _atomic_write(path, lambda p: save_file(tensors, str(p), metadata=tag))
+    _atomic_write(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(meta, indent=2)))
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(tensors, meta) of a checkpoint given as `X.safetensors`, `X.json` or `X`."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    stem = Path(path)
+    if stem.suffix in (".safetensors", ".json"):
+        stem = stem.with_suffix("")
+    weights, sidecar = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    for p in (weights, sidecar):
+        if not p.is_file():
+            raise CheckpointError(f"checkpoint file {p} does not exist")
+    try:
+        meta = json.loads(sidecar.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"checkpoint sidecar {sidecar} is not valid JSON: {exc}") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{sidecar} is not a mien checkpoint (format {meta.get('format')!r}, expected {FORMAT})")
+    with safe_open(str(weights), framework="pt") as f:
+        tag = (f.metadata() or {}).get("epoch", "")
+    if tag != str(meta.get("epoch", "")):
+        raise CheckpointError(f"{weights} (epoch {tag}) and {sidecar} (epoch {meta.get('epoch')}) do not match")
+    return load_file(str(weights)), meta
+
+
+def model_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k[len(_MODEL):]: v for k, v in tensors.items() if k.startswith(_MODEL)}
+
+
+def optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild `optimizer.state_dict()` from a training-state checkpoint."""
+    if "optimizer" not in meta:
+        raise CheckpointError("this checkpoint holds no optimizer state (only `last` checkpoints do)")
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith(_OPTIM):
+            pid, name = key[len(_OPTIM):].split(".", 1)
+            state.setdefault(int(pid), {})[name] = value
+    for pid, scalars in meta["optimizer"]["scalars"].items():
+        state.setdefault(int(pid), {}).update(scalars)
+    return {"state": state, "param_groups": meta["optimizer"]["param_groups"]}
+
+
+def resolve_checkpoint(path: str | Path, *, which: str = "best") -> Path:
+    """A run directory maps to its `which` checkpoint; a file path is returned as is."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / f"{which}.safetensors"
+        if not path.is_file():
+            raise CheckpointError(f"run directory {path.parent} has no {which} checkpoint ({path.name}); "
+                                  "did training finish its first epoch?")
+    return path
+
+
+def load_model(path: str | Path, *, which: str = "best", device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model from a checkpoint file or run directory; returns (model in eval mode, meta)."""
+    from ..models import create_model
+
+    tensors, meta = read_checkpoint(resolve_checkpoint(path, which=which))
+    spec = meta["model"]
+    model = create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"], **spec["kwargs"])
+    try:
+        model.load_state_dict(model_state(tensors))
+    except RuntimeError as exc:
+        raise CheckpointError(f"weights in {path} do not fit model {spec['name']!r}: {exc}") from None
+    return model.to(device).eval(), meta

@@ -1,0 +1,228 @@
+"""`fit`: the epoch loop around `train_one_epoch` and `evaluate`.
+
+It owns seeding, scheduling, early stopping, metrics.csv and checkpoints. Every epoch writes
+`last` (weights + optimizer + scheduler + history) atomically, so `fit(..., resume=True)` after a
+`kill -9` loses at most the epoch in flight and, because each epoch's randomness is seeded from
+(seed, epoch), ends with the same metrics as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..config import RunConfig, config_to_dict, load_config, save_config
+from ..data.pipeline import DataSplits, as_batch, load_splits, normalization_from
+from ..errors import CheckpointError, ConfigError
+from . import distributed as ddp
+from .checkpoint import model_state, optimizer_state, read_checkpoint, save_checkpoint
+from .hardware import describe_hardware, resolve_device, resolve_precision
+from .loop import InputSpec, evaluate, train_one_epoch
+from .optim import build_optimizer, build_scheduler
+
+METRICS_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "images_per_s",
+                   "seconds")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    run_dir: Path
+    best_epoch: int
+    best_value: float
+    history: list[dict[str, float]]
+    stopped_early: bool
+    model: nn.Module
+    """The trained model as it ended (the best weights are in run_dir/best.safetensors)."""
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+def _better(value: float, best: float | None, monitor: str) -> bool:
+    if best is None:
+        return True
+    return value < best if monitor == "val_loss" else value > best
+
+
+def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+    # Rewritten whole each epoch so a resumed run never keeps rows of the lost epoch.
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
+        writer.writeheader()
+        writer.writerows(history)
+    tmp.replace(path)
+
+
+def _prepare_run_dir(cfg: RunConfig, run_dir: Path, *, resume: bool) -> RunConfig:
+    cfg_path = run_dir / "config.yaml"
+    if resume:
+        if not (run_dir / "last.safetensors").is_file():
+            raise CheckpointError(f"cannot resume: {run_dir} has no last.safetensors (was an epoch finished?)")
+        saved = load_config(cfg_path)
+        if config_to_dict(saved) != config_to_dict(cfg):
+            raise ConfigError(f"cannot resume {run_dir} with a different config; resume with its own config.yaml")
+        return saved
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(f"run directory {run_dir} already holds a run; resume it (--resume) or choose another")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, cfg_path)
+    return cfg
+
+
+def _record_session(run_dir: Path, hardware: dict[str, Any], *, resumed_at: int) -> None:
+    """Append where and when this (possibly resumed) session ran to run.json."""
+    path = run_dir / "run.json"
+    record = json.loads(path.read_text()) if path.exists() else {"sessions": []}
+    record["sessions"].append({"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                               "start_epoch": resumed_at, **hardware})
+    path.write_text(json.dumps(record, indent=2))
+
+
+def fit(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    splits: DataSplits | None = None,
+    progress: bool = True,
+    log: Any = print,
+) -> FitResult:
+    """Train `cfg.model` on `cfg.data` (or on given `splits`), writing everything into `run_dir`.
+
+    Writes config.yaml, run.json (hardware per session), metrics.csv, best.{safetensors,json}
+    (chosen on the validation split by `cfg.train.monitor`) and last.{safetensors,json}.
+    """
+    from ..data.augment import augment_batch
+    from ..data.balance import balanced_indices, class_weights
+    from ..models import create_model
+
+    run_dir = Path(run_dir)
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    dist_info = ddp.init_distributed(device)
+    if device.type == "cuda" and dist_info.enabled:
+        device = torch.device("cuda", dist_info.local_rank)
+    precision = resolve_precision(tc.precision, device)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    if dist_info.main:
+        cfg = _prepare_run_dir(cfg, run_dir, resume=resume)
+    ddp.barrier(dist_info)
+
+    splits = splits if splits is not None else load_splits(cfg.data, seed=tc.seed)
+    names = splits.names
+    norm = normalization_from(splits.train.images)
+    train_x, val_x = as_batch(splits.train.images, device), as_batch(splits.val.images, device)
+    train_y = torch.from_numpy(splits.train.labels.astype(np.int64)).to(device)
+    val_y = torch.from_numpy(splits.val.labels.astype(np.int64)).to(device)
+
+    torch.manual_seed(tc.seed)
+    model = create_model(cfg.model.name, num_classes=len(names), **cfg.model.kwargs).to(device)
+    spec = dict(model.spec)
+    if tc.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    inputs = InputSpec.for_model(model, norm, channels_last=tc.channels_last)
+    optimizer = build_optimizer(cfg.optim, model.parameters())
+    steps = max(1, (len(train_x) // dist_info.world) // tc.batch_size)
+    mode = "min" if tc.monitor == "val_loss" else "max"
+    scheduler, per_step = build_scheduler(cfg.schedule, optimizer, epochs=tc.epochs, steps_per_epoch=steps, mode=mode)
+    weights = None
+    if cfg.data.balance == "weights":
+        weights = torch.from_numpy(class_weights(splits.train.labels, len(names))).to(device)
+    criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=tc.label_smoothing)
+
+    history: list[dict[str, float]] = []
+    start_epoch, best_value, best_epoch, bad_epochs = 0, None, -1, 0
+    if resume:
+        tensors, meta = read_checkpoint(run_dir / "last.safetensors")
+        model.load_state_dict(model_state(tensors))
+        optimizer.load_state_dict(optimizer_state(tensors, meta))
+        if scheduler is not None:
+            scheduler.load_state_dict(meta["scheduler"])
+        history, start_epoch = meta["history"], meta["epoch"] + 1
+        best_value, best_epoch, bad_epochs = meta["best_value"], meta["best_epoch"], meta["bad_epochs"]
+        if meta["stopped_early"]:
+            start_epoch = tc.epochs  # the run had already stopped early: nothing left to train
+    if dist_info.enabled:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    hardware = describe_hardware(device, precision) | {"world_size": dist_info.world}
+    if dist_info.main:
+        _record_session(run_dir, hardware, resumed_at=start_epoch)
+        log(f"mien: training {spec['name']} on {len(train_x)} faces ({len(names)} classes), validating on "
+            f"{len(val_x)}; {hardware['device']} {precision} ({hardware['cpu_model']}), run dir {run_dir}")
+    base_meta = {"model": spec, "class_names": list(names), "normalization": norm.to_dict(),
+                 "input_size": list(inputs.input_size), "config": config_to_dict(cfg),
+                 "versions": {"mien": __version__, "torch": torch.__version__}, "hardware": hardware}
+
+    stopped_early = False
+    for epoch in range(start_epoch, tc.epochs):
+        seed = _epoch_seed(tc.seed, epoch)
+        torch.manual_seed(seed)  # dropout and any other global-RNG use in this epoch
+        if cfg.data.balance == "sampler":
+            order_np = balanced_indices(splits.train.labels, len(train_x), rng=np.random.default_rng(seed))
+            order = torch.from_numpy(order_np.astype(np.int64))
+        else:
+            order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
+        order = ddp.shard(order, dist_info).to(device)
+        aug_gen = torch.Generator(device=device).manual_seed(seed + dist_info.rank)
+        augment = (lambda x: augment_batch(x, cfg.augment, generator=aug_gen)) if cfg.augment.enabled else None
+        lr = optimizer.param_groups[0]["lr"]
+        stats = train_one_epoch(model, train_x, train_y, order, batch_size=tc.batch_size, optimizer=optimizer,
+                                criterion=criterion, inputs=inputs, precision=precision,
+                                scheduler=scheduler if per_step else None, augment=augment,
+                                grad_clip=tc.grad_clip, progress=progress and dist_info.main,
+                                desc=f"epoch {epoch + 1}/{tc.epochs}")
+        sums = ddp.all_reduce_sum(torch.tensor([stats.loss * stats.images, stats.acc * stats.images,
+                                                stats.images], dtype=torch.float64, device=device), dist_info)
+        val = evaluate(model, val_x, val_y, inputs=inputs, precision=precision, batch_size=tc.eval_batch_size)
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": (sums[0] / sums[2]).item(),
+               "train_acc": (sums[1] / sums[2]).item(), "val_loss": val.loss, "val_acc": val.acc,
+               "val_f1": val.macro_f1, "images_per_s": sums[2].item() / stats.seconds, "seconds": stats.seconds}
+        history.append(row)
+        value = row[tc.monitor]
+        if scheduler is not None and not per_step:
+            scheduler.step(value)
+        improved = _better(value, best_value, tc.monitor)
+        if improved:
+            best_value, best_epoch, bad_epochs = value, epoch, 0
+        else:
+            bad_epochs += 1
+        stopped_early = tc.early_stop > 0 and bad_epochs >= tc.early_stop
+        if dist_info.main:
+            metrics = {k: row[k] for k in ("val_loss", "val_acc", "val_f1", "train_loss", "train_acc")}
+            if improved:
+                save_checkpoint(run_dir / "best", model=model, meta=base_meta | {"epoch": epoch, "metrics": metrics})
+            save_checkpoint(run_dir / "last", model=model, optimizer=optimizer,
+                            meta=base_meta | {"epoch": epoch, "metrics": metrics, "history": history,
+                                              "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                                              "best_value": best_value, "best_epoch": best_epoch,
+                                              "bad_epochs": bad_epochs, "stopped_early": stopped_early})
+            _write_metrics(run_dir / "metrics.csv", history)
+            log(f"epoch {epoch + 1}/{tc.epochs}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.4f}  "
+                f"val_loss {val.loss:.4f}  val_acc {val.acc:.4f}  val_f1 {val.macro_f1:.4f}  "
+                f"{row['images_per_s']:.0f} img/s  {stats.seconds:.0f}s" + ("  *" if improved else ""))
+        ddp.barrier(dist_info)
+        if stopped_early:
+            if dist_info.main:
+                log(f"early stop: {tc.monitor} has not improved for {bad_epochs} epochs")
+            break
+    if resume and start_epoch >= tc.epochs and dist_info.main:
+        log(f"run {run_dir} had already finished; nothing to resume")
+    ddp.shutdown(dist_info)
+    best = math.nan if best_value is None else float(best_value)
+    return FitResult(run_dir=run_dir, best_epoch=best_epoch + 1, best_value=best, history=history,
+                     stopped_early=stopped_early, model=model.module if dist_info.enabled else model)
