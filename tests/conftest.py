@@ -7,11 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mien.data import FaceArrays
 from mien.labels import EMOTIONS
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Test batches are tiny: one intra-op thread is several times faster than two here, and far faster
+# when the other core is busy (OpenMP threads spin-wait on each other).
+torch.set_num_threads(1)
 
 
 def real_npz_path() -> Path | None:
