@@ -14,7 +14,7 @@ import pytest
 from conftest import make_faces
 from mien.data.sources import save_npz
 
-ARGS = ["model.name=resnet_small", "model.kwargs.widths=[8,16,16,32]", "train.epochs=5", "train.batch_size=32",
+ARGS = ["model.name=resnet_small", "model.kwargs.widths=[8,8,16,16]", "model.kwargs.blocks=[1,1,1,1]", "train.epochs=5", "train.batch_size=32",
         "schedule.name=cosine", "optim.lr=2e-3", "train.threads=1"]
 
 
@@ -31,7 +31,7 @@ def history(run_dir):
 
 @pytest.mark.slow
 def test_kill_9_then_resume_matches_uninterrupted(tmp_path):
-    npz = save_npz(make_faces(1400, seed=3), tmp_path / "faces.npz")
+    npz = save_npz(make_faces(700, seed=3), tmp_path / "faces.npz")
     common = [*ARGS, f"data.source={npz}", "--no-progress"]
     full = mien("train", *common, "--out", str(tmp_path / "full"))
     cut = mien("train", *common, "--out", str(tmp_path / "cut"))
