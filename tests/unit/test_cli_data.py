@@ -15,7 +15,7 @@ from mien.labels import USAGES
 
 
 def run_data(argv: list[str]) -> int:
-    """Parse with a parser holding only `mien data`, so this test does not depend on other commands."""
+    """Parse with a parser holding only `mien data`, so exceptions reach the test unformatted."""
     parser = argparse.ArgumentParser(prog="mien")
     cli_data.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
@@ -33,7 +33,9 @@ def csv_source(tmp_path, faces):
 
 def test_convert_writes_an_identical_npz(tmp_path, faces, csv_source, capsys):
     out = tmp_path / "cache" / "fer.npz"
-    assert run_data(["data", "convert", str(csv_source), str(out), "--skip-bad"]) == 0
+    from mien.cli import main
+
+    assert main(["data", "convert", str(csv_source), str(out), "--skip-bad"]) == 0  # warnings as mien prints them
     captured = capsys.readouterr()
     per = np.bincount(faces.usage, minlength=3)
     assert f"{len(faces)} faces (Training {per[0]}, PublicTest {per[1]}, PrivateTest {per[2]})" in captured.out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Sequence
 
 from ..errors import MienError
@@ -42,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _show_warning
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("mien: interrupted", file=sys.stderr)
         return 130
@@ -53,6 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = "" if isinstance(exc, MienError) else " (rerun with --debug for the traceback)"
         print(f"mien: {kind}: {exc}{hint}", file=sys.stderr)
         return 1
+
+
+def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
+    """Warnings (e.g. images converted while loading) as one `mien: warning: ...` line each."""
+    print(f"mien: warning: {message}", file=sys.stderr)
 
 
 def example_epilog(*lines: str) -> str:

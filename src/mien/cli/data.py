@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,24 +82,11 @@ def _add_skip_bad(p: argparse.ArgumentParser) -> None:
                    help="skip malformed csv rows and unreadable images instead of failing")
 
 
-@contextmanager
-def _warnings_as_lines() -> Iterator[None]:
-    """Show data warnings as `mien: warning: ...` lines instead of Python's file:line format."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            for w in caught:
-                print(f"mien: warning: {w.message}", file=sys.stderr)
-
-
 def _load(source: Path | None, skip_bad: bool) -> tuple[Path, FaceArrays]:
     from ..data.sources import default_source, load_source
 
     path = source if source is not None else default_source()
-    with _warnings_as_lines():
-        return path, load_source(path, skip_bad=skip_bad)
+    return path, load_source(path, skip_bad=skip_bad)
 
 
 def run_convert(args: argparse.Namespace) -> int:
