@@ -1,1 +1,70 @@
-"""Model weights shipped inside the package (safetensors + JSON sidecar + model card per name)."""
+"""Model weights shipped inside the package (safetensors + JSON sidecar + model card per name).
+
+A shipped model NAME is the pair `NAME.safetensors` + `NAME.json` in this folder, a normal mien
+checkpoint (see `mien.train.checkpoint`). Everything that takes a model (`Recognizer`, `mien predict
+--model`, `mien export`) accepts a shipped name, a training run directory or a checkpoint file, and
+resolves it with `resolve_model_source`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import CheckpointError, ModelError
+
+_DIR = Path(__file__).resolve().parent
+
+
+def list_shipped() -> list[str]:
+    """Names of the shipped models: every stem with both a .safetensors and a .json file here."""
+    return sorted(p.stem for p in _DIR.glob("*.safetensors") if p.with_suffix(".json").is_file())
+
+
+def shipped_path(name: str) -> Path:
+    """The `.safetensors` file of shipped model `name`.
+
+    Raises:
+        ModelError: no shipped model has that name (the message lists the available ones).
+    """
+    names = list_shipped()
+    if name not in names:
+        available = ", ".join(names) or "none (the package was installed without its weights)"
+        raise ModelError(f"no shipped model named {name!r}; shipped models: {available}")
+    return _DIR / f"{name}.safetensors"
+
+
+def resolve_model_source(spec: str | Path) -> Path:
+    """The checkpoint file (`.safetensors`) that `spec` names.
+
+    Args:
+        spec: a shipped model name ("default"), a training run directory (its `best` checkpoint is
+            used), or a checkpoint file given as `X.safetensors`, `X.json` or `X`. A bare name (a
+            `str` without a path separator or suffix) that is a shipped model wins over a folder of
+            the same name in the working directory; write `./default` to mean the folder.
+
+    Raises:
+        ModelError: `spec` is neither a shipped name nor an existing run directory or checkpoint.
+        CheckpointError: a run directory without a `best` checkpoint.
+    """
+    from ..train.checkpoint import resolve_checkpoint
+
+    if isinstance(spec, str) and _is_bare_name(spec) and spec in list_shipped():
+        return shipped_path(spec)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return resolve_checkpoint(path)
+    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+    weights = stem.with_name(stem.name + ".safetensors")
+    if weights.is_file():
+        if not weights.with_suffix(".json").is_file():
+            raise CheckpointError(f"checkpoint {weights} has no JSON sidecar {weights.with_suffix('.json').name}")
+        return weights
+    shipped = ", ".join(list_shipped()) or "none"
+    raise ModelError(
+        f"model {str(spec)!r} is not a shipped model ({shipped}), a run directory or a checkpoint file "
+        "(X.safetensors beside X.json)"
+    )
+
+
+def _is_bare_name(spec: str) -> bool:
+    return "/" not in spec and "\\" not in spec and not Path(spec).suffix
