@@ -129,3 +129,31 @@ def test_refuses_to_overwrite_or_to_resume_nothing(tmp_path):
         run(tmp_path, "empty", "train.epochs=1", resume=True)
     with pytest.raises(ConfigError, match="different config"):
         run(tmp_path, "r", "train.epochs=2", resume=True)
+
+
+def test_augmentation_only_ever_sees_training_faces(tmp_path, monkeypatch):
+    import hashlib
+
+    import mien.data.augment as augment_module
+
+    seen: list[torch.Tensor] = []
+    real = augment_module.augment_batch
+
+    def spy(x, cfg, *, generator):
+        seen.append(x.clone())
+        return real(x, cfg, generator=generator)
+
+    monkeypatch.setattr(augment_module, "augment_batch", spy)
+    splits = tiny_splits()
+    run(tmp_path, "r", "train.epochs=2", splits=splits)
+
+    def digest(img) -> str:
+        return hashlib.sha256(np.ascontiguousarray(img).tobytes()).hexdigest()
+
+    train = {digest(im) for im in splits.train.images}
+    held_out = {digest(im) for im in np.concatenate([splits.val.images, splits.test.images])}
+    batches = torch.cat(seen)  # (M, 1, 48, 48) in [0, 1], exactly k/255
+    assert len(batches) > 0
+    for x in batches:
+        h = digest((x[0] * 255).round().to(torch.uint8).numpy())
+        assert h in train and h not in held_out
