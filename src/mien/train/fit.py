@@ -66,20 +66,15 @@ def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
     tmp.replace(path)
 
 
-def _prepare_run_dir(cfg: RunConfig, run_dir: Path, *, resume: bool) -> RunConfig:
-    cfg_path = run_dir / "config.yaml"
+def _check_run_dir(cfg: RunConfig, run_dir: Path, *, resume: bool) -> None:
+    """Fail before any work if the run directory cannot take (or resume) this run."""
     if resume:
         if not (run_dir / "last.safetensors").is_file():
             raise CheckpointError(f"cannot resume: {run_dir} has no last.safetensors (was an epoch finished?)")
-        saved = load_config(cfg_path)
-        if config_to_dict(saved) != config_to_dict(cfg):
+        if config_to_dict(load_config(run_dir / "config.yaml")) != config_to_dict(cfg):
             raise ConfigError(f"cannot resume {run_dir} with a different config; resume with its own config.yaml")
-        return saved
-    if run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(f"run directory {run_dir} already holds a run; resume it (--resume) or choose another")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, cfg_path)
-    return cfg
 
 
 def _record_session(run_dir: Path, hardware: dict[str, Any], *, resumed_at: int) -> None:
@@ -118,19 +113,25 @@ def fit(
     precision = resolve_precision(tc.precision, device)
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    if dist_info.main:
-        cfg = _prepare_run_dir(cfg, run_dir, resume=resume)
-    ddp.barrier(dist_info)
+    _check_run_dir(cfg, run_dir, resume=resume)
+    ddp.barrier(dist_info)  # every rank checks before rank 0 creates the directory
 
+    # The model is built before the data loads so a bad model name or kwarg fails at once.
+    torch.manual_seed(tc.seed)
+    model = create_model(cfg.model.name, num_classes=len(cfg.data.classes), **cfg.model.kwargs).to(device)
     splits = splits if splits is not None else load_splits(cfg.data, seed=tc.seed)
     names = splits.names
+    if tuple(names) != tuple(cfg.data.classes):
+        raise ConfigError(f"the data's classes {list(names)} differ from data.classes {list(cfg.data.classes)}")
+    if dist_info.main and not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)  # only now: a failed start leaves no empty run dir
+        save_config(cfg, run_dir / "config.yaml")
+    ddp.barrier(dist_info)
     norm = normalization_from(splits.train.images)
     train_x, val_x = as_batch(splits.train.images, device), as_batch(splits.val.images, device)
     train_y = torch.from_numpy(splits.train.labels.astype(np.int64)).to(device)
     val_y = torch.from_numpy(splits.val.labels.astype(np.int64)).to(device)
 
-    torch.manual_seed(tc.seed)
-    model = create_model(cfg.model.name, num_classes=len(names), **cfg.model.kwargs).to(device)
     spec = dict(model.spec)
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
