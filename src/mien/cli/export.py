@@ -12,10 +12,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "export",
         help="export a shipped model or a trained run to ONNX (dynamic batch axis)",
-        description="Export a model to ONNX: input 'input' (batch, channels, 48, 48) float32 normalised "
-        "as the checkpoint says (x/255, then (x - mean) / std), output 'logits' (batch, classes). "
-        "Class names, normalisation and the model spec are stored in the ONNX metadata and in OUT.json "
-        "(e.g. model.onnx.json). Run it with `mien predict --model OUT.onnx --backend onnx`.",
+        description=(
+            "Export a model to ONNX: input 'input' (batch, channels, 48, 48) float32, normalised as the\n"
+            "checkpoint says (x / 255, then (x - mean) / std); output 'logits' (batch, classes).\n"
+            "Class names, normalisation and the model spec go into the ONNX metadata and into OUT.json\n"
+            "(e.g. model.onnx.json). Run it with `mien predict --model OUT.onnx --backend onnx`."
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=example_epilog(
             "mien export default --format onnx --out default.onnx",

@@ -16,13 +16,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "predict",
         help="recognise facial expressions in images, folders and videos",
-        description="Detect faces, align them and print one record per face: file, frame, time_s, faces, "
-        "face_index, track_id, box [x0,y0,x1,y1], score, landmarks, probs {class: p}, emotion, confidence. "
-        "An image or frame without a face prints one record with \"faces\": 0 and empty face fields. "
-        "A file that cannot be read prints an error line on stderr; the others are still processed and "
-        "the exit code is 1. Videos (mp4, avi, mov, webm, mkv): faces are tracked (track_id) and their "
-        "probabilities smoothed over --smooth processed frames; a timeline CSV and PNG per track go to "
-        "--timeline-dir.",
+        description=(
+            "Detect faces, align them and write one record per face (JSON lines or CSV):\n"
+            "  file, frame, time_s, faces, face_index, track_id, box [x0,y0,x1,y1], score, landmarks,\n"
+            "  probs {class: p}, emotion, confidence.\n"
+            "An image or video frame without a face gives one record with \"faces\": 0 and empty face fields.\n"
+            "A file that cannot be read prints an error line on stderr; the rest are still processed and\n"
+            "the exit code is 1. Videos (mp4, avi, mov, webm, mkv): faces keep a track_id across frames and\n"
+            "their probabilities are averaged over --smooth processed frames; a timeline CSV and PNG per\n"
+            "track go to --timeline-dir."
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=example_epilog(
             "mien predict photo.jpg",
