@@ -7,9 +7,13 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Iterator, Sequence
 
 from . import example_epilog
+
+if TYPE_CHECKING:
+    from ..infer import FacePrediction, Recognizer
+    from ..infer.records import RecordWriter
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -93,7 +97,8 @@ def _expand(paths: Sequence[str]) -> tuple[list[Path], bool]:
     return list(files), failed
 
 
-def _predict_images(rec, images: list[Path], writer, *, root: Path, args: argparse.Namespace) -> bool:  # noqa: ANN001
+def _predict_images(rec: Recognizer, images: list[Path], writer: RecordWriter, *, root: Path,
+                    args: argparse.Namespace) -> bool:
     from ..infer.records import face_records
 
     failed = False
@@ -113,7 +118,8 @@ def _predict_images(rec, images: list[Path], writer, *, root: Path, args: argpar
     return failed
 
 
-def _predict_video(rec, path: Path, writer, *, root: Path, args: argparse.Namespace) -> bool:  # noqa: ANN001
+def _predict_video(rec: Recognizer, path: Path, writer: RecordWriter, *, root: Path,
+                   args: argparse.Namespace) -> bool:
     from ..infer.records import face_records
     from ..infer.video import Timeline, VideoWriter, video_info
     from ..io.images import ImageError
@@ -148,7 +154,7 @@ def _predict_video(rec, path: Path, writer, *, root: Path, args: argparse.Namesp
     return False
 
 
-def _annotate_image(path: Path, faces, target: Path) -> None:  # noqa: ANN001
+def _annotate_image(path: Path, faces: Sequence[FacePrediction], target: Path) -> None:
     import cv2
 
     from ..infer.annotate import draw_faces
