@@ -15,7 +15,7 @@ from typing import Sequence
 from ..errors import MienError
 
 # Subcommand modules, in the order `mien --help` lists them.
-_COMMANDS = ("data", "train", "evaluate")
+_COMMANDS = ("predict", "explain", "export", "data", "train", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="mien",
-        description="Facial expression recognition on FER2013: data, training, evaluation.",
+        description="Facial expression recognition: predict on photos and videos, explain, export, and "
+        "train and evaluate models on FER2013.",
         epilog="Run `mien COMMAND --help` for a command's options and an example.",
     )
     parser.add_argument("--version", action="version", version=f"mien {__version__}")
