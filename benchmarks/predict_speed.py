@@ -42,7 +42,7 @@ def _timed(fn: Callable[[], object], *, repeats: int, warmup: int = 3) -> list[f
 
 
 def synthetic_video(path: Path, *, frames: int, fps: float = 30.0) -> Path:
-    """A 640x480 mp4: the astronaut's head drifting across a gray canvas, 3 px right per frame."""
+    """A 640x480 mp4: the astronaut's head drifting back and forth across a gray canvas, 3 px per frame."""
     import cv2
 
     face = cv2.imread(str(REPO / "examples" / "astronaut.jpg"))[10:230, 140:340]  # BGR head, 200x220
@@ -50,7 +50,7 @@ def synthetic_video(path: Path, *, frames: int, fps: float = 30.0) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
     for i in range(frames):
         canvas = np.full((480, 640, 3), 110, dtype=np.uint8)
-        x = 60 + (3 * i) % 400
+        x = 60 + abs((3 * i) % 800 - 400)  # a triangle wave: no jump, so one track throughout
         y = 150 + int(20 * np.sin(i / 15))
         canvas[y:y + 176, x:x + 160] = face
         writer.write(canvas)
@@ -58,10 +58,10 @@ def synthetic_video(path: Path, *, frames: int, fps: float = 30.0) -> Path:
     return path
 
 
-def classifier_speed(backend: str, *, repeats: int) -> dict[str, float]:
+def classifier_speed(backend: str, *, repeats: int, threads: int | None) -> dict[str, float]:
     from mien.infer import Recognizer
 
-    rec = Recognizer(detector="none", backend=backend)
+    rec = Recognizer(detector="none", backend=backend, threads=threads)
     crops = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
     batch = _timed(lambda: rec.predict_faces(crops), repeats=max(3, repeats // 10))
     single = _timed(lambda: rec.predict_faces(crops[:1]), repeats=repeats * 5)
@@ -69,10 +69,10 @@ def classifier_speed(backend: str, *, repeats: int) -> dict[str, float]:
             "single_face_ms": 1000 * statistics.median(single)}
 
 
-def photo_speed(backend: str, *, repeats: int) -> dict[str, float]:
+def photo_speed(backend: str, *, repeats: int, threads: int | None) -> dict[str, float]:
     from mien.infer import Recognizer
 
-    with Recognizer(backend=backend) as rec:
+    with Recognizer(backend=backend, threads=threads) as rec:
         faces = len(rec.predict(PHOTO))
         one = _timed(lambda: rec.predict(PHOTO), repeats=repeats)
         batch = _timed(lambda: rec.predict_batch([PHOTO] * 32), repeats=max(2, repeats // 10), warmup=1)
@@ -80,10 +80,10 @@ def photo_speed(backend: str, *, repeats: int) -> dict[str, float]:
             "photos_per_s_batch32": 32 / statistics.median(batch)}
 
 
-def video_speed(backend: str, video: Path, *, frames: int) -> dict[str, float]:
+def video_speed(backend: str, video: Path, *, frames: int, threads: int | None) -> dict[str, float]:
     from mien.infer import Recognizer
 
-    with Recognizer(backend=backend) as rec:
+    with Recognizer(backend=backend, threads=threads) as rec:
         list(rec.predict_video(video, every=max(1, frames // 10)))  # warm-up: models loaded, caches hot
         start = time.perf_counter()
         results = list(rec.predict_video(video))
@@ -103,19 +103,25 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
     parser.add_argument("--repeats", type=int, default=50, help="timed calls for latencies (default: 50)")
     parser.add_argument("--frames", type=int, default=300, help="frames in the synthetic video (default: 300)")
+    parser.add_argument("--threads", type=int, help="model threads: torch.set_num_threads and onnxruntime "
+                        "intra-op threads (default: torch's default and every core)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     info = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    print(f"CPU: {info['cpu']} ({info['cores']} cores, torch {torch.get_num_threads()} threads)")
+    print(f"CPU: {info['cpu']} ({info['cores']} cores, torch {torch.get_num_threads()} threads, "
+          f"onnxruntime {args.threads or info['cores']} threads); load average before: {os.getloadavg()[0]:.2f}")
     rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("MIEN_CACHE_DIR", str(Path(tmp) / "cache"))
         video = synthetic_video(Path(tmp) / "face.mp4", frames=args.frames)
         for backend in args.backends:
-            row = {**classifier_speed(backend, repeats=args.repeats), **photo_speed(backend, repeats=args.repeats),
-                   **video_speed(backend, video, frames=args.frames)}
+            kw = {"threads": args.threads}
+            row = {**classifier_speed(backend, repeats=args.repeats, **kw),
+                   **photo_speed(backend, repeats=args.repeats, **kw), **video_speed(backend, video, frames=args.frames, **kw)}
             rows[backend] = row
             print(f"\n[{backend}]")
             print(f"  (a) classifier: {row['faces_per_s_batch256']:8.0f} faces/s at batch 256, "
@@ -127,6 +133,7 @@ def main() -> None:
             print(f"  (c) 640x480 video: {row['frames_per_s']:6.1f} frames/s over {row['frames']} frames "
                   f"({verdict} the {TARGET_FPS:g} frames/s target); one face in {row['frames_with_one_face']} "
                   f"frames, {row['tracks']} track(s)")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f} (other processes on this CPU slow every figure)")
     if args.json:
         args.json.write_text(json.dumps({**info, "results": rows}, indent=2))
 

@@ -57,6 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, metavar="N",
                    help="images read and detected before one batched model call (default: 32)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch backend device")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for the model (default: every core); 1 is faster on a busy machine")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.set_defaults(handler=run)
 
@@ -67,11 +69,15 @@ def run(args: argparse.Namespace) -> int:
     from ..infer.records import RecordWriter
     from ..io.images import is_video
 
-    if args.batch_size < 1 or args.every < 1 or args.smooth < 1:
-        raise ConfigError("--batch-size, --every and --smooth must be >= 1")
+    if args.batch_size < 1 or args.every < 1 or args.smooth < 1 or (args.threads is not None and args.threads < 1):
+        raise ConfigError("--batch-size, --every, --smooth and --threads must be >= 1")
+    if args.threads and args.backend == "torch":
+        import torch
+
+        torch.set_num_threads(args.threads)  # process-wide, which the CLI owns
     files, failed = _expand(args.paths)
     rec = Recognizer(args.model, backend=args.backend, detector="none" if args.no_detect else args.detector,
-                     device=args.device, tta=args.tta, min_score=args.min_score)
+                     device=args.device, tta=args.tta, min_score=args.min_score, threads=args.threads)
     root = _common_root(files)
     with _open_output(args.output) as stream:
         writer = RecordWriter(stream, fmt=args.format, class_names=rec.class_names)
