@@ -4,6 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3.11 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e ".[test]"
 .venv/bin/mien --version
