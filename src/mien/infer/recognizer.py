@@ -44,7 +44,8 @@ class Recognizer:
         batch_size: faces per model call.
         min_score: least detector confidence for a face.
         margin: context around the detected box when aligning (None: `align_face`'s default).
-        threads: onnxruntime intra-op threads (default: every CPU core).
+        threads: onnxruntime intra-op threads (default: every CPU core). The torch backend uses
+            torch's process-wide setting (`torch.set_num_threads`); on a busy machine 1 is fastest.
     """
 
     def __init__(self, model: str | Path = "default", *, backend: str = "torch", detector: str = "mediapipe",
