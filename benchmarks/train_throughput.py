@@ -58,6 +58,7 @@ class Row:
     achieved_gflops: float
     peak_gflops: float
     percent_of_peak: float
+    cpu_share_percent: float
 
 
 def _sync(device: torch.device) -> None:
@@ -125,8 +126,12 @@ def count_gflop_per_image(model: nn.Module, device: torch.device) -> tuple[float
 
 
 def measure(name: str, precision: str, *, faces: Faces, device: torch.device, batch: int, steps: int,
-            warmup: int, max_seconds: float, channels_last: bool, peak: float, seed: int) -> Row:
-    """Time `steps` training steps after `warmup` untimed ones, within about `max_seconds`."""
+            warmup: int, max_seconds: float, channels_last: bool, peak: float, emulated: bool, seed: int) -> Row:
+    """Time `steps` training steps after `warmup` untimed ones, within about `max_seconds`.
+
+    An `emulated` precision (bf16 without bf16 units: up to 100x slower than fp32) keeps the
+    batch only if a step fits a third of the budget; otherwise the batch shrinks to fit.
+    """
     torch.manual_seed(seed)
     model = create_model(name, num_classes=int(faces.labels.max()) + 1).to(device)
     if channels_last:
@@ -145,22 +150,24 @@ def measure(name: str, precision: str, *, faces: Faces, device: torch.device, ba
         _sync(device)
         return time.perf_counter() - t0
 
-    # Ramp the batch up from 2 by doubling while the next step should fit a third of the budget:
-    # emulated bf16 can be 100x slower than fp32, and then the batch stays smaller (see the table).
-    size, last = 2, step(2)
-    while size < batch and last * 2 <= max_seconds / 3:
-        size = min(batch, size * 2)
-        last = step(size)
-    batch = size
+    if emulated:
+        probe = min(8, batch)
+        step(probe)  # the first step at a shape pays one-off kernel setup
+        per_image = step(probe) / probe
+        while batch > probe and per_image * batch > max_seconds / 3:
+            batch //= 2
     start = time.perf_counter()
     for _ in range(max(1, warmup)):
         step(batch)
         if time.perf_counter() - start > max_seconds / 3:
             break
     times: list[float] = []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     while len(times) < max(1, steps) and (len(times) < 2 or time.perf_counter() - start < max_seconds):
         times.append(step(batch))
+    # CPU time this process got over the wall time its threads could have used: near 100 % on an
+    # idle machine (OpenMP threads spin while waiting); lower means other processes took the cores.
+    cpu_share = (time.process_time() - cpu_start) / ((time.perf_counter() - start) * torch.get_num_threads())
     seconds = statistics.median(times)
     images_per_s = batch / seconds
     achieved = train_gflop * images_per_s
@@ -168,19 +175,19 @@ def measure(name: str, precision: str, *, faces: Faces, device: torch.device, ba
                batch=batch, steps=len(times), ms_per_step=1000 * seconds, images_per_s=images_per_s,
                params_m=sum(p.numel() for p in model.parameters()) / 1e6, fwd_gflop_per_image=fwd_gflop,
                train_gflop_per_image=train_gflop, achieved_gflops=achieved, peak_gflops=peak,
-               percent_of_peak=100 * achieved / peak)
+               percent_of_peak=100 * achieved / peak, cpu_share_percent=100 * cpu_share)
 
 
 def format_table(rows: list[Row], labels: dict[str, str]) -> str:
     """A Markdown table, one line per (model, precision, memory format)."""
     head = ("| model | precision | memory | batch | steps | ms/step | img/s | params (M) | fwd GFLOP/img "
-            "| train GFLOP/img | GFLOP/s | % of peak |")
+            "| train GFLOP/img | GFLOP/s | % of peak | cpu share |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in rows:
         lines.append(f"| {r.model} | {labels[r.precision]} | {r.memory_format} | {r.batch} | {r.steps} "
                      f"| {r.ms_per_step:.0f} | {r.images_per_s:.1f} | {r.params_m:.2f} "
                      f"| {r.fwd_gflop_per_image:.3f} | {r.train_gflop_per_image:.3f} "
-                     f"| {r.achieved_gflops:.1f} | {r.percent_of_peak:.1f} |")
+                     f"| {r.achieved_gflops:.1f} | {r.percent_of_peak:.1f} | {r.cpu_share_percent:.0f} % |")
     return "\n".join(lines)
 
 
@@ -195,7 +202,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement (fewer if --max-seconds runs out)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
     parser.add_argument("--max-seconds", type=float, default=15.0,
-                        help="rough time budget per measurement; slower steps shrink the batch (see the batch column)")
+                        help="rough time budget per measurement; emulated bf16 shrinks its batch to fit (see the batch column)")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--compare-memory-format", action="store_true",
                         help="also time fp32 in the other memory format (channels_last vs contiguous)")
@@ -248,13 +255,16 @@ def main(argv: list[str] | None = None) -> int:
             for channels_last in layouts:
                 row = measure(name, precision, faces=faces, device=device, batch=args.batch_size,
                               steps=args.steps, warmup=args.warmup, max_seconds=args.max_seconds,
-                              channels_last=channels_last, peak=peaks[peak_of[precision]], seed=args.seed)
+                              channels_last=channels_last, peak=peaks[peak_of[precision]],
+                              emulated=labels[precision].endswith("(emulated)"), seed=args.seed)
                 rows.append(row)
                 print(f"  {name} {labels[precision]} {row.memory_format}: {row.images_per_s:.1f} img/s", flush=True)
     print()
     print(format_table(rows, labels))
     print("\nGFLOP counts convolutions and matmuls only (x2 per multiply-add); % of peak is against the "
-          "torch.mm peak above of the same precision (of fp32 for emulated bf16).")
+          "torch.mm peak above of the same precision (of fp32 for emulated bf16).\ncpu share: CPU time this "
+          "process got / (wall time x threads); well under 100 % means other processes competed for the cores.")
+    print(f"load average {os.getloadavg()[0]:.2f} after the run")
     if args.json:
         args.json.write_text(json.dumps({"hardware": hardware, "matmul_peak_gflops": peaks,
                                          "precision_labels": labels, "data": faces.source,
