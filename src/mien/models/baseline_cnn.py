@@ -20,8 +20,10 @@ class BaselineCNN(nn.Module):
 
     # The head's Linear(4608, 256) fixes the input size: 128 x 6 x 6 after three halvings of 48.
     input_size: tuple[int, int] = (48, 48)
-    # Grad-CAM on the last conv: its 12x12 maps are the finest spatial maps that feed the head.
-    gradcam_layer: str = "features.conv3"
+    # Grad-CAM on the rectified, pooled 6x6 maps that feed the head. Hooking conv3's raw 12x12
+    # output instead gave needle-thin spots (1.6 % of pixels above 0.5 on PrivateTest vs 9.8 % here)
+    # and per-class mean maps that showed nothing.
+    gradcam_layer: str = "features.relu3"
 
     def __init__(self, *, num_classes: int, in_chans: int, dropout: float) -> None:
         super().__init__()
@@ -29,7 +31,7 @@ class BaselineCNN(nn.Module):
         # Max-pooling runs before each ReLU: the two commute (relu(max(x)) == max(relu(x))), so the
         # outputs are Table 1's exactly, while the ReLU and its backward touch 4x fewer values
         # (training measured ~10 % faster on a 2-core AVX2 CPU). The ReLUs act in place on the
-        # pooled maps, never on conv3's output, which Grad-CAM hooks capture.
+        # pooled maps; nothing after relu3 modifies its output, which Grad-CAM hooks capture.
         self.features = nn.Sequential(OrderedDict([
             ("conv1", nn.Conv2d(in_chans, 32, 3, padding=1)), ("pool1", nn.MaxPool2d(2, 2)), ("relu1", nn.ReLU(inplace=True)),
             ("conv2", nn.Conv2d(32, 64, 3, padding=1)), ("pool2", nn.MaxPool2d(2, 2)), ("relu2", nn.ReLU(inplace=True)),
