@@ -63,3 +63,14 @@ def test_a_failed_start_leaves_no_run_dir(tmp_path, monkeypatch):
     assert main(["train", "data.source=/nowhere.npz"]) == 1
     assert main(["train", "model.name=nonet"]) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_device_and_precision_flags_reach_the_run(tmp_path):
+    npz = save_npz(make_faces(140), tmp_path / "faces.npz")
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "train.epochs=1", f"data.source={npz}", "--out", str(run), "--device", "cpu",
+                 "--precision", "fp32", "--no-progress"]) == 0
+    cfg = (run / "config.yaml").read_text()
+    assert "device: cpu" in cfg and "precision: fp32" in cfg
+    session = json.loads((run / "run.json").read_text())["sessions"][0]
+    assert session["device"] == "cpu" and session["precision"] == "fp32" and session["cpu_model"]

@@ -29,6 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", "-c", type=Path, help="YAML config file (see configs/)")
     p.add_argument("--out", "-o", type=Path, help="run directory (default: runs/MODEL-TIMESTAMP)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="same as train.device=...")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"),
+                   help="same as train.precision=... (auto: bf16 only on CUDA or CPUs with AMX/AVX512-BF16)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines are still printed)")
     p.set_defaults(handler=run)
 
@@ -39,12 +42,14 @@ def run(args: argparse.Namespace) -> int:
     from ..train.fit import fit
 
     if args.resume is not None:
-        if args.config or args.overrides or args.out:
-            raise ConfigError("--resume takes the run's own config.yaml; drop --config, --out and overrides")
+        if args.config or args.overrides or args.out or args.device or args.precision:
+            raise ConfigError("--resume takes the run's own config.yaml; drop --config, --out, --device, "
+                              "--precision and overrides")
         cfg = load_config(args.resume / "config.yaml")
         run_dir = args.resume
     else:
-        cfg = load_config(args.config, args.overrides)
+        flags = [f"train.{k}={v}" for k, v in (("device", args.device), ("precision", args.precision)) if v]
+        cfg = load_config(args.config, [*args.overrides, *flags])
         run_dir = args.out or Path("runs") / f"{cfg.model.name}-{datetime.now():%Y%m%d-%H%M%S}"
     result = fit(cfg, run_dir, resume=args.resume is not None, progress=not args.no_progress)
     print(f"best {cfg.train.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; run dir {result.run_dir}")
