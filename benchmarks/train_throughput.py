@@ -67,11 +67,13 @@ def _sync(device: torch.device) -> None:
 
 
 def load_faces(path: str | None, *, n_random: int, device: torch.device, seed: int) -> Faces:
-    """Training-split faces from a FER2013 npz (images, labels, usage), else random uint8 faces."""
+    """Training-split faces of a FER2013 source (npz, csv or image folder), else random uint8 faces."""
     if path:
-        with np.load(path, allow_pickle=False) as npz:
-            keep = npz["usage"] == TRAINING
-            images, labels = npz["images"][keep], npz["labels"][keep].astype(np.int64)
+        from mien.data.sources import load_source
+
+        faces = load_source(path)
+        train = faces.subset(faces.usage == TRAINING)
+        images, labels = train.images, train.labels.astype(np.int64)
         source = f"{path} (Training split, {len(images)} faces)"
     else:
         rng = np.random.default_rng(seed)
@@ -206,7 +208,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--compare-memory-format", action="store_true",
                         help="also time fp32 in the other memory format (channels_last vs contiguous)")
-    parser.add_argument("--data", help="FER2013 npz to draw Training batches from (default: random faces)")
+    parser.add_argument("--data", help="FER2013 npz, csv or image folder to draw Training batches from "
+                        "(default: random faces)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads; 0 keeps torch's default")
     parser.add_argument("--seed", type=int, default=0)
