@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from mien.errors import ModelError
-from mien.models import create_model, gradcam_target, list_models, register_model
+from mien.models import create_model, gradcam_target, list_models, model_from_spec, register_model
 from mien.models import registry
 
 MODELS = list_models()
@@ -24,7 +24,7 @@ def _inputs(model: nn.Module, batch: int, *, seed: int = 0) -> torch.Tensor:
 
 def _rebuild(spec: dict[str, Any]) -> nn.Module:
     """A fresh model from `model.spec` (as a checkpoint would rebuild it)."""
-    return create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"], **spec["kwargs"])
+    return model_from_spec(spec)
 
 
 def _create(name: str, **kwargs: Any) -> nn.Module:

@@ -52,6 +52,11 @@ def create_model(name: str, *, num_classes: int = 7, in_chans: int = 1, **kwargs
     return model
 
 
+def model_from_spec(spec: dict[str, Any]) -> nn.Module:
+    """Rebuild a model from the `model.spec` that `create_model` recorded (e.g. in a checkpoint)."""
+    return create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"], **spec["kwargs"])
+
+
 def gradcam_target(model: nn.Module) -> nn.Module:
     """The submodule named by the model's `gradcam_layer`."""
     return model.get_submodule(model.gradcam_layer)

@@ -119,11 +119,11 @@ def resolve_checkpoint(path: str | Path, *, which: str = "best") -> Path:
 
 def load_model(path: str | Path, *, which: str = "best", device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model from a checkpoint file or run directory; returns (model in eval mode, meta)."""
-    from ..models import create_model
+    from ..models import model_from_spec
 
     tensors, meta = read_checkpoint(resolve_checkpoint(path, which=which))
     spec = meta["model"]
-    model = create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"], **spec["kwargs"])
+    model = model_from_spec(spec)
     try:
         model.load_state_dict(model_state(tensors))
     except RuntimeError as exc:
