@@ -9,7 +9,10 @@ The models letterbox the whole image into their input, so a 100 px face in a 640
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import os
+import sys
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -32,6 +35,25 @@ CONFIRM_SCORE = 0.6
 _MODEL_NAMES = {0: "mediapipe-short", 1: "mediapipe-full"}
 
 
+@contextlib.contextmanager
+def _native_stderr_muted() -> Iterator[None]:
+    """Mute file descriptor 2 while a MediaPipe graph starts.
+
+    Its C++ side (absl, TFLite) writes one-time INFO/W lines ("Created TensorFlow Lite XNNPACK
+    delegate", "Feedback manager requires...") straight to fd 2 when a graph is built and first run;
+    GLOG_minloglevel and TF_CPP_MIN_LOG_LEVEL do not reach them. Python exceptions still propagate.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class MediaPipeDetector:
     """BlazeFace face detection; the MediaPipe graphs are built once and reused for every image.
 
@@ -52,11 +74,14 @@ class MediaPipeDetector:
             self._graph(selection)
 
     def _graph(self, selection: int) -> Any:
-        """The FaceDetection solution for model 0 (short) or 1 (full), built on first use."""
+        """The FaceDetection solution for model 0 (short) or 1 (full), built and warmed up on first use."""
         if selection not in self._graphs:
             from mediapipe.python.solutions.face_detection import FaceDetection
 
-            self._graphs[selection] = FaceDetection(model_selection=selection, min_detection_confidence=self.min_score)
+            with _native_stderr_muted():
+                graph = FaceDetection(model_selection=selection, min_detection_confidence=self.min_score)
+                graph.process(np.zeros((64, 64, 3), dtype=np.uint8))  # the first run prints the logs too
+            self._graphs[selection] = graph
         return self._graphs[selection]
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
