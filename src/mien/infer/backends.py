@@ -69,21 +69,20 @@ class _Backend:
         import torch
 
         from ..data.pipeline import Normalization, model_input
+        from ..train.loop import tta_probs
 
         crops = check_crops(crops)
         out = np.empty((len(crops), len(self.class_names)), dtype=np.float32)
         norm = Normalization(self.info.mean, self.info.std)
+
+        def logits(view: torch.Tensor) -> torch.Tensor:
+            return self._logits(model_input(view, normalization=norm, input_size=self.info.input_size,
+                                            in_chans=self.info.in_chans, channels_last=self.channels_last))
+
         with torch.inference_mode():
             for start in range(0, len(crops), self.batch_size):
                 x = torch.from_numpy(crops[start:start + self.batch_size]).unsqueeze(1).float().div_(255.0)
-                views = [x, torch.flip(x, dims=(3,))] if self.tta == "flip" else [x]
-                total = None
-                for view in views:
-                    inp = model_input(view, normalization=norm, input_size=self.info.input_size,
-                                      in_chans=self.info.in_chans, channels_last=self.channels_last)
-                    p = torch.softmax(self._logits(inp).float(), dim=1)
-                    total = p if total is None else total + p
-                out[start:start + len(x)] = (total / len(views)).numpy()
+                out[start:start + len(x)] = tta_probs(x, logits, self.tta).numpy()
         return out
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:  # (B, in_chans, H, W) -> (B, C)

@@ -126,6 +126,19 @@ def train_one_epoch(
     return EpochStats(loss=total_loss.item() / seen, acc=total_correct.item() / seen, images=seen, seconds=seconds)
 
 
+TTA_MODES = ("none", "flip")
+
+
+def tta_probs(x: torch.Tensor, logits: Callable[[torch.Tensor], torch.Tensor], tta: str) -> torch.Tensor:
+    """(B, C) float32 probabilities of float (B, 1, H, W) faces in [0, 1], averaged over the TTA views.
+
+    `logits` maps one view (still unnormalised) to raw logits; `tta="flip"` adds the mirror view.
+    Evaluation and inference both call this, so a model card's TTA accuracy is what users get.
+    """
+    views = [x, torch.flip(x, dims=(3,))] if tta == "flip" else [x]
+    return sum(F.softmax(logits(view).float(), dim=1) for view in views) / len(views)
+
+
 @torch.no_grad()
 def predict_probs(
     model: nn.Module,
@@ -138,20 +151,20 @@ def predict_probs(
     progress: bool = False,
 ) -> torch.Tensor:
     """(N, C) float32 class probabilities for (N, 1, H, W) uint8 faces; `tta="flip"` averages a mirror view."""
-    if tta not in ("none", "flip"):
+    if tta not in TTA_MODES:
         raise ValueError(f"tta must be 'none' or 'flip', got {tta!r}")
     model.eval()
     device = next(model.parameters()).device
+
+    def logits(view: torch.Tensor) -> torch.Tensor:
+        with autocast(device, precision):
+            return model(inputs(view))
+
     out = []
     with _progress(len(images), "predict", progress) as bar:
         for start in range(0, len(images), batch_size):
             x = images[start:start + batch_size].to(device).float().div_(255.0)
-            views = [x, torch.flip(x, dims=(3,))] if tta == "flip" else [x]
-            probs = 0
-            for view in views:
-                with autocast(device, precision):
-                    probs = probs + F.softmax(model(inputs(view)).float(), dim=1)
-            out.append(probs / len(views))
+            out.append(tta_probs(x, logits, tta))
             bar.update(len(x))
     return torch.cat(out)
 
