@@ -1,0 +1,91 @@
+"""`mien serve`: a thin adapter that builds the Recognizer and `mien.serve.create_app`, then runs uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from pathlib import Path
+
+from . import example_epilog
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="run the web service (HTTP API and a page at /)",
+        description=(
+            "Serve expression recognition over HTTP (FastAPI + uvicorn):\n"
+            "  POST /v1/predict        one image (multipart field 'file', or raw bytes) -> faces as JSON\n"
+            "  POST /v1/predict/batch  several images (multipart, one 'files' field each)\n"
+            "  GET  /v1/models, GET /healthz, API docs at /docs, and a page at / (upload, drag-and-drop, webcam).\n"
+            "The model is loaded once at start. Listens on 127.0.0.1 only unless --host says otherwise;\n"
+            "uploads are kept in memory and never stored unless --save-uploads DIR is given."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=example_epilog(
+            "mien serve                                   # then open http://127.0.0.1:8000/",
+            "curl -F file=@photo.jpg http://127.0.0.1:8000/v1/predict",
+            "mien serve --port 9000 --model runs/resnet --backend onnx --threads 2",
+            "mien serve --host 0.0.0.0 --save-uploads uploads/   # reachable from the network; keeps images",
+        ),
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    p.add_argument("--model", default="default",
+                   help="shipped model name, run directory, checkpoint or exported .onnx file (default: default)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    p.add_argument("--detector", choices=("mediapipe", "haar", "none"), default="mediapipe",
+                   help="face detector; 'none' treats each image as one aligned face (default: mediapipe)")
+    p.add_argument("--tta", choices=("none", "flip"), default="none", help="test-time augmentation")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model (default: every core)")
+    p.add_argument("--save-uploads", type=Path, metavar="DIR",
+                   help="store each accepted image in DIR under a generated name (default: store nothing)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, metavar="MB",
+                   help="largest request body in MiB; larger ones get 413 (default: 10)")
+    p.add_argument("--max-pixels", type=int, default=12_000_000, metavar="N",
+                   help="downscale larger images before detection (default: 12000000)")
+    p.add_argument("--max-batch", type=int, default=16, metavar="N", help="most images per batch request (default: 16)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="per-request limit in seconds; 504 above it")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="threads that decode uploads (default: 2)")
+    p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..errors import ConfigError
+    from ..infer import Recognizer
+    from ..serve import ServeSettings, create_app
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0..65535, got {args.port}")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
+                             max_decode_pixels=max(64_000_000, args.max_pixels), max_batch_files=args.max_batch,
+                             timeout_s=args.timeout, workers=args.workers, save_uploads=args.save_uploads)
+    if args.threads and args.backend == "torch":
+        import torch
+
+        torch.set_num_threads(args.threads)  # process-wide, which the CLI owns
+    if not _is_loopback(args.host):
+        print(f"mien: warning: listening on {args.host}: anyone who can reach this machine can send images "
+              "(there is no authentication)", file=sys.stderr)
+    rec = Recognizer(args.model, backend=args.backend, detector=args.detector, tta=args.tta, threads=args.threads)
+    try:
+        app = create_app(recognizer=rec, model=str(args.model), settings=settings)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, server_header=False)
+    finally:
+        rec.close()
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
