@@ -328,3 +328,11 @@ def test_real_shipped_model_finds_the_astronauts_face() -> None:
         assert 150 < x0 < x1 < 300 and 50 < y0 < y1 < 200  # the face in the 512x512 photo
         assert face["emotion"] == max(face["probs"], key=face["probs"].get)
         assert api.get("/v1/models").json()["detector"] == "mediapipe"
+
+
+def test_text_fields_are_not_taken_for_files(api: TestClient) -> None:
+    for url, name in (("/v1/predict", "file"), ("/v1/predict/batch", "files")):
+        urlencoded = api.post(url, data={name: "not a file"})
+        assert urlencoded.status_code == 415
+        r = api.post(url, data={name: "not a file"}, files={"other": ("x.png", encode(), "image/png")})
+        assert r.status_code == 400 and f"form field '{name}' is a text field" in r.json()["detail"]

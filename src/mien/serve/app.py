@@ -237,7 +237,7 @@ def _single_image(body: bytes, content_type: str) -> bytes:
             raise UploadError(400, "the form has no field named 'file'; send the image as file=@photo.jpg")
         if len(parts) > 1:
             raise UploadError(400, "the form has several 'file' fields; use /v1/predict/batch for several images")
-        return parts[0].data
+        return _file_data(parts[0])
     if kind.startswith("image/") or kind in ("application/octet-stream", ""):
         return body
     raise UploadError(415, f"Content-Type {kind!r} is not accepted; send the image as a multipart form field "
@@ -254,7 +254,17 @@ def _batch_files(body: bytes, content_type: str, max_files: int) -> list[Part]:
         raise UploadError(400, "the form has no field named 'files'; send one 'files' field per image")
     if len(files) > max_files:
         raise UploadError(413, f"the batch has {len(files)} images; the limit is {max_files} per request")
+    for part in files:
+        _file_data(part)
     return files
+
+
+def _file_data(part: Part) -> bytes:
+    """A file part's bytes; a plain text field (no filename) is refused like FastAPI's UploadFile does."""
+    if part.filename is None:
+        raise UploadError(400, f"form field '{part.name}' is a text field, not a file; attach the image as a file "
+                               f"({part.name}=@photo.jpg with curl)")
+    return part.data
 
 
 async def _in_pool(svc: _Service, fn: Callable[..., T], *args: Any) -> T:
