@@ -7,6 +7,7 @@ coerced to its declared type and validated, so a typo fails before any training 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -155,6 +156,9 @@ class TrainConfig:
     channels_last: bool = True
     threads: int = 0
     """torch intra-op threads on CPU; 0 keeps torch's default (one per core)."""
+    time_budget_s: float = 0.0
+    """Stop after the first epoch at which the summed training seconds (metrics.csv `seconds`, resumed
+    sessions included) reach this; 0 turns it off. The schedule still spans `epochs`."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -163,6 +167,8 @@ class TrainConfig:
         _check(self.grad_clip >= 0, f"train.grad_clip must be >= 0, got {self.grad_clip}")
         _check(self.early_stop >= 0, f"train.early_stop must be >= 0, got {self.early_stop}")
         _check(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")
+        _check(math.isfinite(self.time_budget_s) and self.time_budget_s >= 0,
+               f"train.time_budget_s must be a number of seconds >= 0 (0 turns it off), got {self.time_budget_s}")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -94,11 +94,14 @@ def fit(
     splits: DataSplits | None = None,
     progress: bool = True,
     log: Any = print,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> FitResult:
     """Train `cfg.model` on `cfg.data` (or on given `splits`), writing everything into `run_dir`.
 
     Writes config.yaml, run.json (hardware per session), metrics.csv, best.{safetensors,json}
     (chosen on the validation split by `cfg.train.monitor`) and last.{safetensors,json}.
+    `on_epoch`, if given, gets each epoch's metrics row on the main process after that epoch's
+    checkpoints are written; an exception it raises ends training (e.g. a tuner pruning a trial).
     """
     from ..data.augment import augment_batch
     from ..data.balance import balanced_indices, class_weights
@@ -202,7 +205,12 @@ def fit(
             best_value, best_epoch, bad_epochs = value, epoch, 0
         else:
             bad_epochs += 1
-        stopped_early = tc.early_stop > 0 and bad_epochs >= tc.early_stop
+        over_budget = False
+        if tc.time_budget_s > 0:
+            # Any rank past the budget stops them all, so DDP ranks never disagree on the last epoch.
+            spent = torch.tensor([float(sum(h["seconds"] for h in history) >= tc.time_budget_s)], device=device)
+            over_budget = ddp.all_reduce_sum(spent, dist_info).item() > 0
+        stopped_early = (tc.early_stop > 0 and bad_epochs >= tc.early_stop) or over_budget
         if dist_info.main:
             metrics = {k: row[k] for k in ("val_loss", "val_acc", "val_f1", "train_loss", "train_acc")}
             if improved:
@@ -217,9 +225,12 @@ def fit(
                 f"val_loss {val.loss:.4f}  val_acc {val.acc:.4f}  val_f1 {val.macro_f1:.4f}  "
                 f"{row['images_per_s']:.0f} img/s  {stats.seconds:.0f}s" + ("  *" if improved else ""))
         ddp.barrier(dist_info)
+        if on_epoch is not None and dist_info.main:
+            on_epoch(dict(row))
         if stopped_early:
             if dist_info.main:
-                log(f"early stop: {tc.monitor} has not improved for {bad_epochs} epochs")
+                log(f"time budget: {tc.time_budget_s:g} s of training spent after epoch {epoch + 1}" if over_budget
+                    else f"early stop: {tc.monitor} has not improved for {bad_epochs} epochs")
             break
     if resume and start_epoch >= tc.epochs and dist_info.main:
         log(f"run {run_dir} had already finished; nothing to resume")
