@@ -15,7 +15,7 @@ from typing import Sequence
 from ..errors import MienError
 
 # Subcommand modules, in the order `mien --help` lists them.
-_COMMANDS = ("predict", "explain", "export", "data", "train", "evaluate", "compare")
+_COMMANDS = ("predict", "explain", "export", "data", "train", "evaluate", "compare", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
