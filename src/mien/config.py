@@ -105,6 +105,38 @@ class ModelConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for the model's constructor (e.g. widths, dropout)."""
 
+    def __post_init__(self) -> None:
+        _check(bool(self.name.strip()), "model.name must name a registered model, e.g. resnet_small")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Transfer learning (reports 001, 003): start from pretrained weights, train the head with the
+    backbone frozen, then unfreeze the backbone's top layers at a lower learning rate."""
+
+    weights: str = ""
+    """Pretrained weights: a safetensors state dict (timm key names for the timm models, e.g. ImageNet
+    weights saved with safetensors from a timm model) or a mien checkpoint; empty: start from scratch."""
+    hub: bool = False
+    """Download ImageNet weights through timm instead (needs network; timm models only)."""
+    freeze_epochs: int = 0
+    """Epochs at the start during which only the head trains (backbone weights and BN statistics fixed)."""
+    unfreeze_top: int = 0
+    """After `freeze_epochs`, train only the top N parameterised layers of the backbone; 0: all of it."""
+    backbone_lr_scale: float = 1.0
+    """The backbone trains at optim.lr times this (the head at optim.lr); report 001: 1e-5 / 1e-4 = 0.1."""
+
+    def __post_init__(self) -> None:
+        _check(not (self.weights and self.hub),
+               f"finetune.weights ({self.weights}) and finetune.hub=true both name the weights; choose one")
+        _check(self.freeze_epochs >= 0, f"finetune.freeze_epochs must be >= 0, got {self.freeze_epochs}")
+        _check(self.unfreeze_top >= 0, f"finetune.unfreeze_top must be >= 0 (0 unfreezes all), got {self.unfreeze_top}")
+        _check(bool(self.weights or self.hub) or (self.freeze_epochs == 0 and self.unfreeze_top == 0),
+               f"finetune.freeze_epochs={self.freeze_epochs} / unfreeze_top={self.unfreeze_top} would freeze "
+               "randomly initialised layers; set finetune.weights=PATH (or finetune.hub=true when online)")
+        _check(self.backbone_lr_scale > 0,
+               f"finetune.backbone_lr_scale must be > 0, got {self.backbone_lr_scale}")
+
 
 @dataclass(frozen=True)
 class OptimConfig:
@@ -176,6 +208,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

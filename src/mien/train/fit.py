@@ -27,6 +27,7 @@ from ..data.pipeline import DataSplits, as_batch, load_splits, normalization_fro
 from ..errors import CheckpointError, ConfigError
 from . import distributed as ddp
 from .checkpoint import model_state, optimizer_state, read_checkpoint, save_checkpoint
+from .finetune import apply_stage, hub_state, load_pretrained, param_groups
 from .hardware import describe_hardware, resolve_device, resolve_precision
 from .loop import InputSpec, evaluate, train_one_epoch
 from .optim import build_optimizer, build_scheduler
@@ -122,6 +123,15 @@ def fit(
     # The model is built before the data loads so a bad model name or kwarg fails at once.
     torch.manual_seed(tc.seed)
     model = create_model(cfg.model.name, num_classes=len(cfg.data.classes), **cfg.model.kwargs).to(device)
+    ft = cfg.finetune
+    freezing = ft.freeze_epochs > 0 or ft.unfreeze_top > 0
+    if freezing and dist_info.enabled:
+        raise ConfigError("finetune.freeze_epochs / unfreeze_top do not work with DDP (its reducer fixes the "
+                          "trainable parameters at wrap time); train on one process")
+    if not resume and (ft.weights or ft.hub):  # a resumed run's own weights come from `last`
+        report = load_pretrained(model, ft.weights or None, state=hub_state(model) if ft.hub else None)
+        if dist_info.main:
+            log(f"mien: pretrained weights from {ft.weights or 'the hub'}: {report.summary()}")
     splits = splits if splits is not None else load_splits(cfg.data, seed=tc.seed)
     names = splits.names
     if tuple(names) != tuple(cfg.data.classes):
@@ -139,7 +149,7 @@ def fit(
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
     inputs = InputSpec.for_model(model, norm, channels_last=tc.channels_last)
-    optimizer = build_optimizer(cfg.optim, model.parameters())
+    optimizer = build_optimizer(cfg.optim, param_groups(model, lr=cfg.optim.lr, backbone_lr_scale=ft.backbone_lr_scale))
     steps = max(1, (len(train_x) // dist_info.world) // tc.batch_size)
     mode = "min" if tc.monitor == "val_loss" else "max"
     scheduler, per_step = build_scheduler(cfg.schedule, optimizer, epochs=tc.epochs, steps_per_epoch=steps, mode=mode)
@@ -175,6 +185,10 @@ def fit(
     stopped_early = False
     for epoch in range(start_epoch, tc.epochs):
         seed = _epoch_seed(tc.seed, epoch)
+        if freezing:
+            stage = apply_stage(model, ft, epoch)
+            if dist_info.main and (epoch == start_epoch or epoch == ft.freeze_epochs):
+                log(f"finetune: epoch {epoch + 1} trains {stage}")
         torch.manual_seed(seed)  # dropout and any other global-RNG use in this epoch
         if cfg.data.balance == "sampler":
             order_np = balanced_indices(splits.train.labels, len(train_x), rng=np.random.default_rng(seed))
