@@ -336,3 +336,16 @@ def test_text_fields_are_not_taken_for_files(api: TestClient) -> None:
         assert urlencoded.status_code == 415
         r = api.post(url, data={name: "not a file"}, files={"other": ("x.png", encode(), "image/png")})
         assert r.status_code == 400 and f"form field '{name}' is a text field" in r.json()["detail"]
+
+
+def test_cli_refuses_a_taken_port_before_loading_the_model() -> None:
+    import socket
+
+    from mien.cli.serve import _listen
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port} .*choose another --port"):
+            _listen("127.0.0.1", port)
+    with _listen("127.0.0.1", 0) as sock:
+        assert sock.getsockname()[0] == "127.0.0.1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import socket
 import sys
 from pathlib import Path
 
@@ -73,13 +74,40 @@ def run(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host):
         print(f"mien: warning: listening on {args.host}: anyone who can reach this machine can send images "
               "(there is no authentication)", file=sys.stderr)
-    rec = Recognizer(args.model, backend=args.backend, detector=args.detector, tta=args.tta, threads=args.threads)
+    sock = _listen(args.host, args.port)  # before the slow model load, so a taken port fails at once
     try:
-        app = create_app(recognizer=rec, model=str(args.model), settings=settings)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, server_header=False)
+        rec = Recognizer(args.model, backend=args.backend, detector=args.detector, tta=args.tta,
+                         threads=args.threads)
+        try:
+            app = create_app(recognizer=rec, model=str(args.model), settings=settings)
+            host, port = sock.getsockname()[:2]
+            url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+            print(f"mien: serving {args.model} at {url}/ (page) and {url}/docs (API); Ctrl+C stops",
+                  file=sys.stderr)
+            server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, server_header=False))
+            server.run(sockets=[sock])
+        finally:
+            rec.close()
     finally:
-        rec.close()
+        sock.close()
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port.
+
+    Raises:
+        ConfigError: the address cannot be bound (port taken, no such address, privileged port).
+    """
+    from ..errors import ConfigError
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).split(" (while")[0]
+        raise ConfigError(f"cannot listen on {host}:{port} ({reason}); choose another --port or "
+                          "stop the program using it") from None
 
 
 def _is_loopback(host: str) -> bool:
