@@ -15,7 +15,7 @@ from typing import Sequence
 from ..errors import MienError
 
 # Subcommand modules, in the order `mien --help` lists them.
-_COMMANDS = ("predict", "explain", "export", "data", "train", "evaluate", "compare", "serve")
+_COMMANDS = ("predict", "explain", "export", "data", "train", "evaluate", "compare", "tune", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
