@@ -27,13 +27,10 @@ def evaluate_run(
     The split is rebuilt from the run's own saved config (same source, classes and seed), so
     `split="test"` is exactly the faces the run never selected on. Returns the metrics dict.
     """
-    import torch
-
     from ..config import config_from_dict
-    from ..data.pipeline import Normalization, as_batch, load_splits
+    from ..data.pipeline import load_splits
     from ..train.checkpoint import load_model, resolve_checkpoint
     from ..train.hardware import describe_hardware, resolve_device, resolve_precision
-    from ..train.loop import InputSpec, predict_probs
     from .report import read_metrics_csv, write_report
 
     if split not in SPLITS:
@@ -50,13 +47,9 @@ def evaluate_run(
         raise CheckpointError(f"checkpoint classes {meta['class_names']} differ from the data's {list(faces.names)}")
     if len(faces) == 0:
         raise DataError(f"the {split} split of this run's data is empty (data.split={cfg.data.split})")
+    probs = checkpoint_probs(model, meta, faces.images, tta=tta, device=dev, batch_size=cfg.train.eval_batch_size,
+                             channels_last=cfg.train.channels_last, progress=progress)
     precision = resolve_precision("auto", dev)
-    channels_last = cfg.train.channels_last
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    inputs = InputSpec.for_model(model, Normalization(**meta["normalization"]), channels_last=channels_last)
-    probs = predict_probs(model, as_batch(faces.images, dev), inputs=inputs, precision=precision,
-                          batch_size=cfg.train.eval_batch_size, tta=tta, progress=progress).cpu().numpy()
     metrics_csv = run_dir / "metrics.csv" if run_dir.is_dir() else ckpt.parent / "metrics.csv"
     history = read_metrics_csv(metrics_csv) if metrics_csv.is_file() else None
     suffix = "" if tta == "none" else f"-{tta}"
@@ -69,3 +62,24 @@ def evaluate_run(
              "report": str(out / "report.md")}
     return write_report(out, y_true=faces.labels, probs=probs, names=faces.names, images=faces.images,
                         history=history, title=f"mien evaluation: {meta['model']['name']} on {usage}", extra=extra)
+
+
+def checkpoint_probs(model: Any, meta: dict[str, Any], images: Any, *, tta: str = "none", device: Any = "cpu",
+                     batch_size: int = 512, channels_last: bool = True, progress: bool = False) -> Any:
+    """(N, C) float32 numpy probabilities of a loaded checkpoint (`load_model`) on (N, H, W) uint8 faces.
+
+    Uses the checkpoint's own normalisation and the machine's precision (`resolve_precision("auto")`),
+    exactly as `evaluate_run` does, so a figure computed here matches the evaluation report.
+    """
+    import torch
+
+    from ..data.pipeline import Normalization, as_batch
+    from ..train.hardware import resolve_precision
+    from ..train.loop import InputSpec, predict_probs
+
+    dev = torch.device(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    inputs = InputSpec.for_model(model, Normalization(**meta["normalization"]), channels_last=channels_last)
+    return predict_probs(model, as_batch(images, dev), inputs=inputs, precision=resolve_precision("auto", dev),
+                         batch_size=batch_size, tta=tta, progress=progress).cpu().numpy()

@@ -99,6 +99,8 @@ def onnx_metadata(meta: dict[str, Any], *, source: Path, opset: int, in_chans: i
         "source": source.name,
         "weights_sha256": weights_sha256(source),
         "opset": opset,
+        # the TTA the model card was measured with, so Recognizer(tta="auto") matches it on .onnx files too
+        "tta": str(meta.get("shipped", {}).get("tta", "none")),
     }
 
 

@@ -40,7 +40,9 @@ class Recognizer:
         detector: "mediapipe" (BlazeFace), "haar" (OpenCV cascade) or "none": each image is one
             already-aligned face (converted to gray and resized to the model input with INTER_AREA).
         device: "cpu" or "cuda" (torch backend only).
-        tta: "none" or "flip" (average with the mirrored face).
+        tta: "none", "flip" (average with the mirrored face) or "auto": the TTA a shipped model's
+            card was measured with (its sidecar's `shipped.tta`, kept by `mien export`), "none" for
+            other checkpoints.
         batch_size: faces per model call.
         min_score: least detector confidence for a face.
         margin: context around the detected box when aligning (None: `align_face`'s default).
@@ -49,9 +51,13 @@ class Recognizer:
     """
 
     def __init__(self, model: str | Path = "default", *, backend: str = "torch", detector: str = "mediapipe",
-                 device: str = "cpu", tta: str = "none", batch_size: int = 256, min_score: float = 0.5,
+                 device: str = "cpu", tta: str = "auto", batch_size: int = 256, min_score: float = 0.5,
                  margin: float | None = None, threads: int | None = None) -> None:
         source = Path(model) if Path(model).suffix == ".onnx" else _resolve(model)
+        if tta == "auto":
+            from ..weights import checkpoint_tta
+
+            tta = checkpoint_tta(source)
         self.backend: TorchBackend | OnnxBackend = create_backend(
             backend, source, device=device, batch_size=batch_size, tta=tta, threads=threads)
         self.detector_name = detector

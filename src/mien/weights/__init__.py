@@ -68,3 +68,23 @@ def resolve_model_source(spec: str | Path) -> Path:
 
 def _is_bare_name(spec: str) -> bool:
     return "/" not in spec and "\\" not in spec and not Path(spec).suffix
+
+
+def shipped_tta(meta: dict) -> str:
+    """The test-time augmentation a checkpoint's model card was measured with ("none" if unshipped)."""
+    return str(meta.get("shipped", {}).get("tta", "none"))
+
+
+def checkpoint_tta(source: str | Path) -> str:
+    """`shipped_tta` of a checkpoint file (X.safetensors beside X.json) or of an exported .onnx file
+    (recorded at export); "none" for anything else."""
+    import json
+
+    if Path(source).suffix == ".onnx":
+        from ..export.onnx import read_onnx_metadata
+
+        return str(read_onnx_metadata(source).get("tta", "none"))
+    sidecar = Path(source).with_suffix(".json")
+    if Path(source).suffix != ".safetensors" or not sidecar.is_file():
+        return "none"
+    return shipped_tta(json.loads(sidecar.read_text()))

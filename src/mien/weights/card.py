@@ -1,0 +1,85 @@
+"""Model cards for shipped models, rendered from the numbers `ship_run` measured (never typed by hand)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_FER_LIMITS = """\
+- **FER2013 itself**: labels are noisy (human agreement on FER2013 is estimated near 65 %); faces
+  come from web image search, so they are mostly posed or semi-posed, skewed towards adults and
+  lighter skin tones, and under-represent children, older people and non-frontal poses.
+- **Class imbalance**: disgust has 436 training faces (1.5 %); its recall is the lowest of all
+  classes, and fear is often confused with sad and surprise.
+- **Input framing**: trained on tight 48x48 grayscale crops; faces must be detected and cropped the
+  same way (`mien predict` and `Recognizer` do this).
+- Expression is not emotion: the model labels facial configurations, not what a person feels."""
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def _hardware_line(sessions: list[dict[str, Any]]) -> str:
+    if not sessions:
+        return "not recorded"
+    seen = []
+    for s in sessions:
+        line = f"{s.get('cpu_model', '?')} ({s.get('cpu_capability', '?')}), {s.get('device', '?')}, " \
+               f"{s.get('precision', '?')}, {s.get('threads', '?')} threads"
+        if line not in seen:
+            seen.append(line)
+    return "; ".join(seen)
+
+
+def render_card(*, meta: dict[str, Any], shipped: dict[str, Any], test: dict[str, Any], title: str,
+                limits: str = "") -> str:
+    """Markdown model card: architecture, protocol, accuracy, per-class table, confusion, robustness, limits."""
+    from ..evaluate.robustness import table_markdown
+
+    spec = meta["model"]
+    kwargs = ", ".join(f"{k}={v}" for k, v in spec["kwargs"].items()) or "defaults"
+    names = test["classes"]
+    lines = [
+        f"# Model card: `{shipped['name']}` ({title})",
+        "",
+        f"- **Architecture**: `{spec['name']}` ({kwargs}), {spec['in_chans']}-channel "
+        f"{meta['input_size'][0]}x{meta['input_size'][1]} input normalised with the training-set mean/std "
+        f"stored in `{shipped['name']}.json`.",
+        "- **Data and protocol**: FER2013 (rebuilt npz). Trained on Training; the checkpoint "
+        f"(epoch {shipped['epoch']}) and the test-time augmentation (`{shipped['tta']}`) were chosen on "
+        f"PublicTest; PrivateTest ({test['n']} faces) was evaluated once with that choice.",
+        f"- **Training command**: `{shipped['command']}`",
+        f"- **Hardware and time**: {_hardware_line(shipped['hardware'])}; "
+        f"{shipped['training_minutes']:.1f} minutes of training.",
+        "",
+        f"## Accuracy (PrivateTest, tta={shipped['tta']})",
+        "",
+        f"Accuracy **{_pct(shipped['test_accuracy'])}**, macro F1 {test['f1']['macro']:.3f}, weighted F1 "
+        f"{test['f1']['weighted']:.3f}, top-2 accuracy {_pct(test['top2_accuracy'])}. PublicTest accuracy by "
+        "TTA: " + ", ".join(f"{k} {_pct(v)}" for k, v in shipped["val_accuracy_by_tta"].items()) + ".",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+        *(f"| {c['name']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |"
+          for c in test["per_class"]),
+        "",
+        "Confusion matrix (counts, rows = true class):",
+        "",
+        "| true \\ pred | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+        *(f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(names, test["confusion"])),
+        "",
+        "## Robustness (PrivateTest under photometric corruptions)",
+        "",
+        "Levels are defined in `mien.evaluate.robustness`; reproduce with "
+        f"`python benchmarks/robustness.py --model {shipped['name']}`.",
+        "",
+        table_markdown(shipped["robustness"]),
+        "",
+        "## Known limits and biases",
+        "",
+        *([limits.rstrip()] if limits else []),
+        _FER_LIMITS,
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+"""Every shipped model scores on the full PrivateTest what its model card states, within 0.2 points."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mien.data.sources import load_source
+from mien.evaluate.run import checkpoint_probs
+from mien.labels import USAGES
+from mien.train.checkpoint import load_model
+from mien.weights import list_shipped, shipped_path
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def private_test(fer_npz: Path) -> tuple[np.ndarray, np.ndarray]:
+    faces = load_source(fer_npz)
+    keep = faces.usage == USAGES.index("PrivateTest")
+    return faces.images[keep], faces.labels[keep]
+
+
+def test_default_is_shipped_with_a_measured_card():
+    assert "default" in list_shipped()
+    shipped = json.loads(shipped_path("default").with_suffix(".json").read_text())["shipped"]
+    card = shipped_path("default").with_suffix(".md").read_text()
+    assert f"Accuracy **{100 * shipped['test_accuracy']:.2f} %**" in card
+
+
+@pytest.mark.parametrize("name", list_shipped())
+def test_shipped_model_matches_its_card_on_private_test(name: str, private_test):
+    images, labels = private_test
+    model, meta = load_model(shipped_path(name))
+    shipped = meta["shipped"]
+    assert shipped["test_n"] == len(labels) == 3588
+    probs = checkpoint_probs(model, meta, images, tta=shipped["tta"])
+    accuracy = float((probs.argmax(1) == labels).mean())
+    assert abs(100 * (accuracy - shipped["test_accuracy"])) <= 0.2, (name, accuracy, shipped["test_accuracy"])

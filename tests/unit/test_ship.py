@@ -1,0 +1,72 @@
+"""Shipping a run: TTA chosen on val, test measured once, sidecar `shipped` block, generated card."""
+
+import json
+
+import pytest
+
+from conftest import make_faces
+from mien.cli import main
+from mien.data.sources import save_npz
+from mien.errors import CheckpointError, DataError
+from mien.evaluate.robustness import CORRUPTIONS
+from mien.evaluate.run import evaluate_run
+from mien.export import export_onnx
+from mien.infer import Recognizer
+from mien.weights import checkpoint_tta, resolve_model_source
+from mien.weights.ship import TTA_CHOICES, ship_run
+
+TINY = ["model.name=resnet_small", "model.kwargs.widths=[8,8,16,16]", "model.kwargs.blocks=[1,1,1,1]",
+        "train.batch_size=32", "train.epochs=2"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ship")
+    npz = save_npz(make_faces(280), tmp / "faces.npz")
+    out = tmp / "run"
+    assert main(["train", *TINY, f"data.source={npz}", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_ship_writes_weights_sidecar_and_card_from_measured_numbers(run, tmp_path):
+    target = ship_run(run, name="tiny", command="mien train tiny.yaml", out_dir=tmp_path)
+    assert target == tmp_path / "tiny.safetensors" and target.is_file()
+    meta = json.loads((tmp_path / "tiny.json").read_text())
+    shipped = meta["shipped"]
+    assert "optimizer" not in meta and shipped["name"] == "tiny" and shipped["tta"] in TTA_CHOICES
+    # the TTA is the val-best one, and the test figure is what a plain evaluation with it reports
+    assert shipped["val_accuracy"] == max(shipped["val_accuracy_by_tta"].values())
+    report = evaluate_run(run, split="test", tta=shipped["tta"], out_dir=tmp_path / "eval", progress=False)
+    assert shipped["test_accuracy"] == pytest.approx(report["accuracy"])
+    assert shipped["test_n"] == int((make_faces(280).usage == 2).sum())
+    assert len(shipped["robustness"]) == 1 + 2 * len(CORRUPTIONS)
+    assert shipped["training_minutes"] > 0 and shipped["hardware"][0]["device"] == "cpu"
+    card = (tmp_path / "tiny.md").read_text()
+    assert f"Accuracy **{100 * shipped['test_accuracy']:.2f} %**" in card
+    assert "mien train tiny.yaml" in card and "| disgust |" in card and "| jpeg | strong |" in card
+    assert "Known limits and biases" in card
+
+
+def test_recognizer_uses_the_cards_tta_unless_told_otherwise(run, tmp_path):
+    target = ship_run(run, name="tiny", command="x", out_dir=tmp_path)
+    tta = json.loads((tmp_path / "tiny.json").read_text())["shipped"]["tta"]
+    assert checkpoint_tta(target) == tta
+    assert Recognizer(target, detector="none").backend.tta == tta
+    assert Recognizer(target, detector="none", tta="none").backend.tta == "none"
+    # an ONNX export keeps the card's TTA
+    onnx = export_onnx(target, tmp_path / "tiny.onnx")
+    assert checkpoint_tta(onnx) == tta and Recognizer(onnx, backend="onnx", detector="none").backend.tta == tta
+    # an unshipped checkpoint has no card: auto means no TTA
+    assert Recognizer(run, detector="none").backend.tta == "none"
+    assert checkpoint_tta(resolve_model_source(run)) == "none"
+
+
+def test_ship_refuses_runs_it_cannot_describe(run, tmp_path):
+    with pytest.raises(CheckpointError, match="no metrics.csv"):
+        ship_run(resolve_model_source(run), name="x", command="x", out_dir=tmp_path)
+    npz = save_npz(make_faces(280), tmp_path / "faces.npz")
+    strat = tmp_path / "strat"
+    assert main(["train", *TINY, "train.epochs=1", "data.split=stratified", f"data.source={npz}",
+                 "--out", str(strat), "--no-progress"]) == 0
+    with pytest.raises(DataError, match="official FER2013 split"):
+        ship_run(strat, name="x", command="x", out_dir=tmp_path)
