@@ -81,16 +81,28 @@ class AugmentConfig:
     """Area fraction range of the random resized crop."""
     brightness: float = 0.2
     contrast: float = 0.2
+    gamma: float = 0.0
+    """Gamma exponent drawn log-uniformly from [1/(1+gamma), 1+gamma]; 0 turns it off."""
+    blur_p: float = 0.0
+    """Probability of a Gaussian blur with sigma uniform in (0, blur_sigma] pixels."""
+    blur_sigma: float = 1.2
+    sharpen_p: float = 0.0
+    """Probability of an unsharp mask (radius-1 blur) with amount uniform in (0, sharpen]."""
+    sharpen: float = 2.0
+    noise_p: float = 0.0
+    """Probability of additive Gaussian noise with std uniform in (0, noise_std] (images in [0, 1])."""
+    noise_std: float = 0.06
     erase_p: float = 0.0
     """Probability of random erasing."""
     erase_scale: tuple[float, float] = (0.02, 0.2)
 
     def __post_init__(self) -> None:
-        for name in ("hflip", "crop_p", "erase_p"):
+        for name in ("hflip", "crop_p", "erase_p", "blur_p", "sharpen_p", "noise_p"):
             value = getattr(self, name)
             _check(0 <= value <= 1, f"augment.{name} is a probability in [0, 1], got {value}")
-        for name in ("rotate", "translate", "shear", "brightness", "contrast"):
+        for name in ("rotate", "translate", "shear", "brightness", "contrast", "gamma", "sharpen", "noise_std"):
             _check(getattr(self, name) >= 0, f"augment.{name} must be >= 0, got {getattr(self, name)}")
+        _check(0 < self.blur_sigma <= 3, f"augment.blur_sigma must lie in (0, 3] pixels, got {self.blur_sigma}")
         for name in ("scale", "crop_scale", "erase_scale"):
             lo, hi = getattr(self, name)
             _check(0 < lo <= hi, f"augment.{name} must be (low, high) with 0 < low <= high, got {(lo, hi)}")

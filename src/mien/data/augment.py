@@ -5,8 +5,11 @@ and never to validation or test faces.
 
 Every geometric op (random resized crop, horizontal flip, rotation, shear, scale, translation)
 folds into ONE affine matrix per sample, applied with a single `F.affine_grid` + `F.grid_sample`;
-brightness/contrast jitter and random erasing follow as broadcast tensor ops. All random numbers
-come from the caller's `torch.Generator`, so the same generator seed gives the same batch.
+brightness/contrast jitter and random erasing follow as broadcast tensor ops. The photometric
+robustness ops (gamma, Gaussian blur, unsharp-mask sharpening, Gaussian noise: what phone photos and
+webcams do to a face) draw from a second uniform block, taken only when one of them is on, so
+configs without them keep their random stream. All random numbers come from the caller's
+`torch.Generator`, so the same generator seed gives the same batch.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from ..errors import DataError
 (_FLIP, _ROT, _TX, _TY, _SCALE, _SHEAR, _CROP, _CROP_AREA, _CROP_RATIO, _CROP_X, _CROP_Y,
  _BRIGHT, _CONTRAST, _ERASE, _ERASE_AREA, _ERASE_RATIO, _ERASE_TOP, _ERASE_LEFT) = range(18)
 _NUM_PARAMS = 18
+# Columns of the second draw, for the photometric robustness ops.
+_GAMMA, _BLUR, _BLUR_SIGMA, _SHARPEN, _SHARPEN_AMOUNT, _NOISE, _NOISE_STD = range(7)
+_NUM_PHOTO_PARAMS = 7
 _CROP_RATIOS = (3 / 4, 4 / 3)
 _ERASE_RATIOS = (0.3, 3.3)  # torchvision's RandomErasing default
 
@@ -105,6 +111,50 @@ def _erase_mask(u: torch.Tensor, cfg: AugmentConfig, height: int, width: int) ->
     return inside & per_sample(u[:, _ERASE] < cfg.erase_p)
 
 
+def _has_photometric(cfg: AugmentConfig) -> bool:
+    return cfg.gamma > 0 or cfg.blur_p > 0 or cfg.sharpen_p > 0 or cfg.noise_p > 0
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur each (C, H, W) sample of `x` with its own Gaussian of std `sigma` (B,) pixels (7 taps).
+
+    Separable depthwise convolution with reflect padding; a sigma near 0 gives a delta kernel.
+    """
+    batch, channels, height, width = x.shape
+    taps = torch.arange(-3, 4, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-taps.view(1, -1) ** 2 / (2 * sigma.clamp_min(1e-3).view(-1, 1).to(x.dtype) ** 2))
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(channels, dim=0)  # (B*C, 7)
+    flat = x.reshape(1, batch * channels, height, width)
+    flat = F.conv2d(F.pad(flat, (3, 3, 0, 0), mode="reflect"), kernel.view(-1, 1, 1, 7), groups=batch * channels)
+    flat = F.conv2d(F.pad(flat, (0, 0, 3, 3), mode="reflect"), kernel.view(-1, 1, 7, 1), groups=batch * channels)
+    return flat.view(batch, channels, height, width)
+
+
+def _photometric(out: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Gamma, blur, sharpening and noise, each on its own random subset of the batch; values in [0, 1]."""
+    batch = out.shape[0]
+    v = torch.rand((batch, _NUM_PHOTO_PARAMS), generator=generator, device=generator.device).to(out.device)
+
+    def per_sample(t: torch.Tensor) -> torch.Tensor:
+        return t.view(-1, 1, 1, 1).to(out.dtype)
+
+    work = out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
+    if cfg.gamma > 0:
+        work = work.clamp_min(0) ** per_sample(_log_uniform(v[:, _GAMMA], 1 / (1 + cfg.gamma), 1 + cfg.gamma))
+    if cfg.blur_p > 0:
+        sigma = torch.where(v[:, _BLUR] < cfg.blur_p, v[:, _BLUR_SIGMA] * cfg.blur_sigma, torch.zeros_like(v[:, 0]))
+        work = _gaussian_blur(work, sigma)
+    if cfg.sharpen_p > 0:
+        amount = torch.where(v[:, _SHARPEN] < cfg.sharpen_p, v[:, _SHARPEN_AMOUNT] * cfg.sharpen,
+                             torch.zeros_like(v[:, 0]))
+        work = work + per_sample(amount) * (work - _gaussian_blur(work, torch.ones_like(amount)))
+    if cfg.noise_p > 0:
+        std = torch.where(v[:, _NOISE] < cfg.noise_p, v[:, _NOISE_STD] * cfg.noise_std, torch.zeros_like(v[:, 0]))
+        noise = torch.randn(work.shape, generator=generator, device=generator.device).to(work.device, work.dtype)
+        work = work + per_sample(std) * noise
+    return work.clamp(0, 1).to(out.dtype)
+
+
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, *, generator: torch.Generator) -> torch.Tensor:
     """Randomly augment a batch of faces, each with its own parameters.
 
@@ -136,6 +186,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, *, generator: torch.Gener
         out = out * bright.to(out.dtype)
         mean = out.mean(dim=(1, 2, 3), keepdim=True)
         out = ((out - mean) * contrast.to(out.dtype) + mean).clamp(0, 1)
+    if _has_photometric(cfg):
+        out = _photometric(out, cfg, generator)
     if cfg.erase_p > 0:
         fill = torch.rand((batch, channels, height, width), generator=generator, device=generator.device)
         out = torch.where(_erase_mask(u, cfg, height, width), fill.to(device=out.device, dtype=out.dtype), out)
