@@ -46,8 +46,8 @@ def plot_scores(results: Sequence[ModelResult], path: str | Path, *, dpi: int = 
     ax.set_xticks(x, [r.label for r in results], rotation=30 if len(results) > 4 else 0, ha="right"
                   if len(results) > 4 else "center")
     ax.set_ylabel("%")
-    ax.set_ylim(0, 100)
-    ax.legend(loc="upper left", fontsize=8, ncols=len(series))
+    ax.set_ylim(0, 108)  # room for the value labels above 100 % bars
+    fig.legend(loc="outside lower center", fontsize=8, ncols=len(series))
     ax.set_title("Model comparison (checkpoint chosen on val)")
     return _save(fig, path, dpi)
 
@@ -96,6 +96,10 @@ def plot_curves(results: Sequence[ModelResult], path: str | Path, *, dpi: int = 
         epochs = [row["epoch"] for row in history]
         acc_ax.plot(epochs, [100 * row["val_acc"] for row in history], marker=".", label=r.label)
         loss_ax.plot(epochs, [row["train_loss"] for row in history], marker=".", label=r.label)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (acc_ax, loss_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     acc_ax.set(xlabel="epoch", ylabel="val accuracy %", title="Validation accuracy")
     loss_ax.set(xlabel="epoch", ylabel="loss", title="Training loss")
     acc_ax.legend(fontsize=7)
