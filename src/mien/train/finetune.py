@@ -59,6 +59,7 @@ def head_name(model: nn.Module) -> str:
 
 
 def _in_head(name: str, head: str) -> bool:
+    """Whether the module or tensor `name` lies in the head module `head`."""
     return name == head or name.startswith(head + ".")
 
 
@@ -91,7 +92,7 @@ def freeze_backbone(model: nn.Module) -> int:
     head = head_name(model)
     frozen = 0
     for name, p in model.named_parameters():
-        p.requires_grad_(_in_head(name.rsplit(".", 1)[0] if "." in name else "", head))
+        p.requires_grad_(_in_head(name, head))
         frozen += not p.requires_grad
     _install_bn_hooks(model)
     return frozen
@@ -122,7 +123,7 @@ def param_groups(model: nn.Module, *, lr: float, backbone_lr_scale: float) -> li
     head = head_name(model)
     groups: dict[bool, list[nn.Parameter]] = {True: [], False: []}
     for name, p in model.named_parameters():
-        groups[_in_head(name.rsplit(".", 1)[0] if "." in name else "", head)].append(p)
+        groups[_in_head(name, head)].append(p)
     return [{"params": groups[True], "lr": lr, "name": "head"},
             {"params": groups[False], "lr": lr * backbone_lr_scale, "name": "backbone"}]
 
@@ -202,7 +203,7 @@ def load_pretrained(model: nn.Module, path: str | Path | None = None, *,
         first_conv = f"{target.pretrained_cfg['first_conv']}.weight"
 
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")
-               and not _in_head(k.rsplit(".", 1)[0], head)]
+               and not _in_head(k, head)]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
         raise CheckpointError(f"pretrained weights {where} do not fit {type(target).__name__}: "
@@ -215,13 +216,13 @@ def load_pretrained(model: nn.Module, path: str | Path | None = None, *,
             value = adapt_input_conv(want[1], value, base_chans=value.shape[1])
             adapted.append(key)
         if value.shape != want:
-            if _in_head(key.rsplit(".", 1)[0], head):
+            if _in_head(key, head):
                 skipped.append(key)
                 continue
             raise CheckpointError(f"pretrained tensor {key} in {where} has shape {tuple(value.shape)}, "
                                   f"the model needs {tuple(want)}")
         new[key] = value.to(own[key].dtype)
         loaded.append(key)
-    skipped += [k for k in own if k not in state and _in_head(k.rsplit(".", 1)[0], head)]
+    skipped += [k for k in own if k not in state and _in_head(k, head)]
     target.load_state_dict(new, strict=False)
     return LoadReport(tuple(loaded), tuple(adapted), tuple(skipped))
