@@ -349,3 +349,33 @@ def test_cli_refuses_a_taken_port_before_loading_the_model() -> None:
             _listen("127.0.0.1", port)
     with _listen("127.0.0.1", 0) as sock:
         assert sock.getsockname()[0] == "127.0.0.1"
+
+
+def test_warm_up_runs_the_detector_and_the_model_once() -> None:
+    from mien.serve.app import warm_up
+
+    class Counting(FakeRecognizer):
+        input_size = (48, 48)
+        crops: list[tuple[int, ...]] = []
+
+        def predict_faces(self, crops: np.ndarray) -> np.ndarray:
+            self.crops.append(crops.shape)
+            return np.full((len(crops), 7), 1 / 7, np.float32)
+
+    rec = Counting()
+    warm_up(rec)
+    assert rec.shapes == [(240, 320, 3)] and rec.crops == [(1, 48, 48)]
+
+
+def test_large_multipart_uploads_never_touch_a_temporary_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    def no_disk(*_: Any, **__: Any) -> Any:
+        raise AssertionError("an upload was written to a temporary file")
+
+    big = encode("BMP", (1000, 700))  # 2.1 MB: a form parser that spools over 1 MB would hit the disk
+    api = client()
+    for name in ("TemporaryFile", "NamedTemporaryFile", "mkstemp", "SpooledTemporaryFile"):
+        monkeypatch.setattr(tempfile, name, no_disk)
+    assert api.post("/v1/predict", files={"file": ("big.bmp", big, "image/bmp")}).status_code == 200
+    assert api.post("/v1/predict/batch", files=[("files", ("big.bmp", big, "image/bmp"))]).status_code == 200

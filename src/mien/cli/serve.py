@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..infer import Recognizer
     from ..serve import ServeSettings, create_app
+    from ..serve.app import warm_up
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0..65535, got {args.port}")
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         rec = Recognizer(args.model, backend=args.backend, detector=args.detector, tta=args.tta,
                          threads=args.threads)
         try:
+            warm_up(rec)
             app = create_app(recognizer=rec, model=str(args.model), settings=settings)
             host, port = sock.getsockname()[:2]
             url = f"http://{f'[{host}]' if ':' in host else host}:{port}"

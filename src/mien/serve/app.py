@@ -126,6 +126,16 @@ def create_app(*, recognizer: Predictor | None = None, model: str = "default",
     return app
 
 
+def warm_up(recognizer: Predictor) -> None:
+    """Run the detector and the model once on a blank image, so the first request is not the slow one."""
+    import numpy as np
+
+    recognizer.predict(np.full((240, 320, 3), 128, dtype=np.uint8))
+    predict_faces = getattr(recognizer, "predict_faces", None)  # the detector finds no face in a blank image
+    if predict_faces is not None:
+        predict_faces(np.full((1, *getattr(recognizer, "input_size", (48, 48))), 128, dtype=np.uint8))
+
+
 def _add_api_routes(app: FastAPI, svc: _Service) -> None:
     @app.post("/v1/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_UPLOAD_BODY,
               summary="Faces and expressions in one image")
