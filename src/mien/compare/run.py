@@ -13,10 +13,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..config import ModelConfig, RunConfig, apply_overrides, config_to_dict, load_config
 from ..errors import ConfigError, ModelError
+
+if TYPE_CHECKING:
+    from ..data.arrays import FaceArrays
+    from ..data.pipeline import DataSplits
 
 RESULT_FILE = "compare.json"
 # Files `fit` writes before its first epoch ends; without last.safetensors nothing was trained.
@@ -169,14 +173,14 @@ def _finished(run_dir: Path, cfg: RunConfig) -> ModelResult | None:
 
 def score_run(
     run_dir: str | Path,
-    splits: Any,
+    splits: DataSplits,
     *,
     label: str,
     cfg: RunConfig,
     speed_batches: Sequence[int] = (1, 256),
     speed_repeats: int = 5,
 ) -> ModelResult:
-    """Score a trained run's best checkpoint on `splits` (a DataSplits) and measure its cost."""
+    """Score a trained run's best checkpoint on `splits` and measure its cost."""
     import numpy as np
 
     from ..data.pipeline import Normalization, as_batch
@@ -193,7 +197,7 @@ def score_run(
     model, meta = load_model(run_dir, device=device)
     inputs = InputSpec.for_model(model, Normalization(**meta["normalization"]), channels_last=cfg.train.channels_last)
 
-    def metrics(faces: Any) -> dict[str, Any]:
+    def metrics(faces: FaceArrays) -> dict[str, Any]:
         probs = predict_probs(model, as_batch(faces.images, device), inputs=inputs, precision=precision,
                               batch_size=cfg.train.eval_batch_size).cpu().numpy()
         return classification_metrics(faces.labels.astype(np.int64), probs, faces.names)
@@ -221,7 +225,7 @@ def compare_models(
     entries: Sequence[CompareEntry],
     out_dir: str | Path,
     *,
-    splits: Any = None,
+    splits: DataSplits | None = None,
     speed_batches: Sequence[int] = (1, 256),
     speed_repeats: int = 5,
     summary: bool = False,
@@ -230,8 +234,8 @@ def compare_models(
 ) -> list[ModelResult]:
     """Train, score and measure every entry, then write the table and figures into `out_dir`.
 
-    Entries with the same data config and seed share one loaded split (pass `splits`, a DataSplits,
-    to use given faces for all). Writes `OUT/runs/LABEL/` per entry, `compare.csv`, `compare.md`,
+    Entries with the same data config and seed share one loaded split (pass `splits` to use given
+    faces for all). Writes `OUT/runs/LABEL/` per entry, `compare.csv`, `compare.md`,
     `scores.png`, `confusion.png` and `curves.png`; `summary` adds mean and std rows (e.g. k-fold).
     """
     import torch
@@ -245,7 +249,7 @@ def compare_models(
     out_dir = Path(out_dir)
     log(f"mien compare: {len(entries)} models on CPU {cpu_model()} ({torch.get_num_threads()} threads), "
         f"output {out_dir}")
-    loaded: dict[str, Any] = {}
+    loaded: dict[str, DataSplits] = {}
     results: list[ModelResult] = []
     for i, entry in enumerate(entries, 1):
         run_dir = out_dir / "runs" / entry.label

@@ -13,14 +13,19 @@ import csv
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import yaml
 
 from ..config import RunConfig, config_to_dict
 from ..errors import ConfigError, MienError, ModelError
-from .space import PARAMS, TrialParams, TuneConfig, apply_params
+from .space import PARAMS, SearchSpace, TrialParams, TuneConfig, apply_params
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ..data.pipeline import DataSplits
 
 STUDY_NAME = "mien-tune"
 SETUP_FILE = "tune.json"
@@ -40,7 +45,7 @@ class TuneResult:
     failed: int
 
 
-def sample_params(trial: Any, space: Any) -> TrialParams:
+def sample_params(trial: optuna.Trial, space: SearchSpace) -> TrialParams:
     """Ask an Optuna trial for a value of every parameter in `space.search`."""
     values: dict[str, Any] = {}
     for name in space.search:
@@ -52,7 +57,7 @@ def sample_params(trial: Any, space: Any) -> TrialParams:
     return TrialParams(**values)
 
 
-def report_epoch(trial: Any, *, epoch: int, value: float) -> None:
+def report_epoch(trial: optuna.Trial, *, epoch: int, value: float) -> None:
     """Report one epoch's validation accuracy (1-based `epoch`); raise TrialPruned if the pruner says so."""
     import optuna
 
@@ -61,7 +66,7 @@ def report_epoch(trial: Any, *, epoch: int, value: float) -> None:
         raise optuna.TrialPruned(f"val accuracy {value:.4f} after epoch {epoch} trails the earlier trials' median")
 
 
-def open_study(out_dir: str | Path, tcfg: TuneConfig) -> Any:
+def open_study(out_dir: str | Path, tcfg: TuneConfig) -> optuna.Study:
     """Create or reopen the study in OUT/study.db with a seeded TPE sampler and a MedianPruner."""
     import optuna
 
@@ -111,7 +116,7 @@ def _states() -> tuple[Any, Any, Any, Any]:
     return TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING
 
 
-def _write_results(study: Any, base: RunConfig, tcfg: TuneConfig, out_dir: Path) -> TuneResult:
+def _write_results(study: optuna.Study, base: RunConfig, tcfg: TuneConfig, out_dir: Path) -> TuneResult:
     complete_s, pruned_s, fail_s, _ = _states()
     counts = {s: len(study.get_trials(deepcopy=False, states=(s,))) for s in (complete_s, pruned_s, fail_s)}
     with (out_dir / "trials.csv").open("w", newline="") as fh:
@@ -147,7 +152,7 @@ def tune(
     tcfg: TuneConfig,
     out_dir: str | Path,
     *,
-    splits: Any = None,
+    splits: DataSplits | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> TuneResult:
@@ -157,7 +162,7 @@ def tune(
         base: the run config every trial starts from (data, model, schedule, ...).
         tcfg: the search space and study settings.
         out_dir: study.db, tune.json, trials/NNNN run dirs, trials.csv, best.yaml and best.json.
-        splits: a DataSplits to use instead of loading `base.data` (its test part is never used).
+        splits: faces to use instead of loading `base.data` (their test part is never used).
 
     Returns:
         The best trial and where its config was saved.
@@ -184,7 +189,7 @@ def tune(
         # The objective is validation accuracy only: no trial ever holds a test face.
         data = DataSplits(data.train, data.val, data.test.subset(np.zeros(0, dtype=np.int64)))
 
-        def objective(trial: Any) -> float:
+        def objective(trial: optuna.Trial) -> float:
             params = sample_params(trial, tcfg.space)
             cfg = apply_params(base, params, epochs=tcfg.study.epochs)
             run_dir = out_dir / "trials" / f"{trial.number:04d}"
@@ -194,7 +199,7 @@ def tune(
                          on_epoch=lambda row: report_epoch(trial, epoch=int(row["epoch"]), value=row["val_acc"]))
             return max(row["val_acc"] for row in result.history)
 
-        def after(study: Any, trial: Any) -> None:
+        def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             value = "" if trial.value is None else f" val acc {trial.value:.4f}"
             log(f"trial {trial.number} {trial.state.name.lower()}{value}")
 
