@@ -186,12 +186,14 @@ def test_resnet_small_sizes_and_resolutions() -> None:
     assert gradcam_target(small) is small.stages[-1][-1]
 
 
-def test_resnet_small_starts_every_residual_branch_at_zero() -> None:
-    model = _create("resnet_small", widths=(8, 16), blocks=(1, 2))
+def test_resnet_small_starts_every_residual_branch_active() -> None:
+    # A zero-initialised last BN per block stalled FER2013 training (see ResNetSmall._init_weights).
+    model = _create("resnet_small", widths=(8, 16), blocks=(1, 2)).eval()
     assert len(model.stages) == 2 and [len(s) for s in model.stages] == [1, 2]
-    for block in (b for s in model.stages for b in s):
-        assert torch.count_nonzero(block.bn2.weight) == 0
-        assert torch.count_nonzero(block.bn1.weight) == block.bn1.num_features
+    x = torch.randn(2, 8, 12, 12)
+    block = model.stages[0][0]
+    assert torch.all(block.bn2.weight == 1) and torch.all(block.bn1.weight == 1)
+    assert not torch.allclose(block(x), block.shortcut(x).relu())
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
