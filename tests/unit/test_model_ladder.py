@@ -117,8 +117,6 @@ def test_fixed_size_heads_reject_a_wrong_input_size() -> None:
             model(torch.zeros(1, 1, 40, 40))
 
 
-@pytest.mark.xfail(strict=True, reason="needs mien.train.checkpoint.load_model to compare meta['input_size'] "
-                                      "with the rebuilt model's declared input_size (not this module's file)")
 def test_checkpoint_whose_recorded_input_size_disagrees_with_the_model_is_refused(tmp_path: Path) -> None:
     from mien.errors import CheckpointError
 

@@ -38,9 +38,13 @@ class ModelInfo:
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any], *, source: Path, in_chans: int | None = None) -> ModelInfo:
+        from ..errors import CheckpointError
+
         spec = meta["model"]
+        if not meta.get("input_size"):
+            raise CheckpointError(f"{source} does not record its model's input_size; re-save it with mien")
         return cls(tuple(meta["class_names"]), float(meta["normalization"]["mean"]),
-                   float(meta["normalization"]["std"]), tuple(meta.get("input_size") or (48, 48)),
+                   float(meta["normalization"]["std"]), tuple(meta["input_size"]),
                    int(in_chans if in_chans is not None else spec["in_chans"]), source)
 
 

@@ -128,4 +128,9 @@ def load_model(path: str | Path, *, which: str = "best", device: str | torch.dev
         model.load_state_dict(model_state(tensors))
     except RuntimeError as exc:
         raise CheckpointError(f"weights in {path} do not fit model {spec['name']!r}: {exc}") from None
+    # Pooling heads accept any size, so a wrong recorded size would otherwise go unnoticed.
+    recorded = meta.get("input_size")
+    if recorded is not None and tuple(recorded) != tuple(model.input_size):
+        raise CheckpointError(f"checkpoint {path} records input_size {tuple(recorded)} but model {spec['name']!r} "
+                              f"takes {tuple(model.input_size)}; the checkpoint's metadata is inconsistent")
     return model.to(device).eval(), meta
