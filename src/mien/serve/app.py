@@ -93,8 +93,8 @@ def create_app(*, recognizer: Predictor | None = None, model: str = "default",
     """The service as an ASGI app.
 
     Args:
-        recognizer: the Recognizer to serve; None builds `Recognizer(model)` here (loaded once, and
-            closed when the app shuts down).
+        recognizer: the Recognizer to serve; None builds `Recognizer(model)` here (loaded once, warmed
+            up by `warm_up`, and closed when the app shuts down).
         model: the model name the answers report (and the one loaded when `recognizer` is None).
         settings: limits and pool size (default: `ServeSettings()`).
 
@@ -107,6 +107,7 @@ def create_app(*, recognizer: Predictor | None = None, model: str = "default",
         from ..infer import Recognizer
 
         recognizer = Recognizer(model)
+        warm_up(recognizer)
     svc = _Service(recognizer, str(model), settings, owns)
 
     @contextlib.asynccontextmanager
