@@ -247,7 +247,7 @@ def compare_models(
     from .table import write_table
 
     out_dir = Path(out_dir)
-    log(f"mien compare: {len(entries)} models on CPU {cpu_model()} ({torch.get_num_threads()} threads), "
+    log(f"mien compare: {len(entries)} model{'s' if len(entries) != 1 else ''} on CPU {cpu_model()} ({torch.get_num_threads()} threads), "
         f"output {out_dir}")
     loaded: dict[str, DataSplits] = {}
     results: list[ModelResult] = []
