@@ -246,9 +246,11 @@ def compare_models(
     from .plots import plot_confusions, plot_curves, plot_scores
     from .table import write_table
 
+    if not entries:
+        raise ConfigError("compare_models needs at least one entry (see model_entries)")
     out_dir = Path(out_dir)
-    log(f"mien compare: {len(entries)} model{'s' if len(entries) != 1 else ''} on CPU {cpu_model()} ({torch.get_num_threads()} threads), "
-        f"output {out_dir}")
+    models = f"{len(entries)} model" + ("s" if len(entries) != 1 else "")
+    log(f"mien compare: {models} on CPU {cpu_model()} ({torch.get_num_threads()} threads), output {out_dir}")
     loaded: dict[str, DataSplits] = {}
     results: list[ModelResult] = []
     for i, entry in enumerate(entries, 1):

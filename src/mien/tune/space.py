@@ -65,7 +65,8 @@ class SearchSpace:
         _check(len(self.batch_size) > 0 and all(b >= 1 for b in self.batch_size),
                f"space.batch_size must list positive batch sizes, got {self.batch_size}")
         _check(self.dropout.high < 1, f"space.dropout must stay below 1, got high={self.dropout.high}")
-        _check(self.label_smoothing.high < 1, f"space.label_smoothing must stay below 1, got {self.label_smoothing.high}")
+        _check(self.label_smoothing.high < 1,
+               f"space.label_smoothing must stay below 1, got {self.label_smoothing.high}")
         _check(self.lr.low > 0, f"space.lr needs low > 0, got {self.lr.low}")
         _check(self.weight_decay.low >= 0 and self.augment.low >= 0,
                "space.weight_decay and space.augment must be >= 0")
