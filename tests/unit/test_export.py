@@ -125,7 +125,9 @@ def test_cli_out_option_and_shipped_names(tmp_path: Path, monkeypatch: pytest.Mo
 
     args = _cli(["export", "default", "--out", str(tmp_path / "x" / "d.onnx")])
     assert args.handler(args) == 0
-    assert read_onnx_metadata(tmp_path / "x" / "d.onnx")["model"]["name"] == "baseline_cnn"
+    shipped = json.loads(shipped_path("default").with_suffix(".json").read_text())
+    exported = read_onnx_metadata(tmp_path / "x" / "d.onnx")
+    assert exported["model"] == shipped["model"] and exported["tta"] == shipped["shipped"]["tta"]
     monkeypatch.chdir(tmp_path)
     assert default_output("default", resolve_model_source("default")) == Path("default.onnx")
 
