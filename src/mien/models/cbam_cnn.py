@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 from torch import Tensor, nn
 
-from .layers import CBAM, FixedKernels, check_positive, check_rate, check_widths, conv_bn_relu
+from .layers import CBAM, FixedKernels, check_positive, check_rate, check_widths, conv_bn_relu, flatten_head
 from .registry import register_model
 
 
@@ -34,10 +34,7 @@ class CBAMCNN(nn.Module):
             prev = width
         self.features = nn.Sequential(OrderedDict(blocks))
         side = self.input_size[0] // 2 ** len(widths)
-        self.classifier = nn.Sequential(OrderedDict([
-            ("flatten", nn.Flatten()), ("fc1", nn.Linear(prev * side * side, hidden)), ("relu", nn.ReLU(inplace=True)),
-            ("dropout", nn.Dropout(dropout)), ("fc2", nn.Linear(hidden, num_classes)),
-        ]))
+        self.classifier = flatten_head(prev * side * side, hidden, num_classes, dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(self.kernels(x)))  # (B, num_classes) logits

@@ -110,3 +110,11 @@ def conv_bn_relu(in_ch: int, out_ch: int) -> list[tuple[str, nn.Module]]:
     """Named 3x3 conv (no bias: BN follows) + BN + ReLU layers, for an OrderedDict Sequential."""
     return [("conv", nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False)), ("bn", nn.BatchNorm2d(out_ch)),
             ("relu", nn.ReLU(inplace=True))]
+
+
+def flatten_head(in_features: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """flatten -> fc1 -> ReLU -> dropout -> fc2: report 002's classifier, (B, C, h, w) -> (B, num_classes)."""
+    return nn.Sequential(OrderedDict([
+        ("flatten", nn.Flatten()), ("fc1", nn.Linear(in_features, hidden)), ("relu", nn.ReLU(inplace=True)),
+        ("dropout", nn.Dropout(dropout)), ("fc2", nn.Linear(hidden, num_classes)),
+    ]))
