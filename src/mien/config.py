@@ -20,7 +20,8 @@ from .errors import ConfigError, DataError
 from .labels import EMOTIONS, canonical_emotion
 
 
-def _check(ok: bool, message: str) -> None:
+def require(ok: bool, message: str) -> None:
+    """Raise ConfigError(message) unless `ok`: the validation step of every config dataclass."""
     if not ok:
         raise ConfigError(message)
 
@@ -47,19 +48,19 @@ class DataConfig:
     """Skip malformed CSV rows instead of failing."""
 
     def __post_init__(self) -> None:
-        _check(len(self.ratios) in (2, 3), f"data.ratios needs 2 or 3 fractions, got {self.ratios}")
-        _check(all(r >= 0 for r in self.ratios) and abs(sum(self.ratios) - 1) < 1e-6,
+        require(len(self.ratios) in (2, 3), f"data.ratios needs 2 or 3 fractions, got {self.ratios}")
+        require(all(r >= 0 for r in self.ratios) and abs(sum(self.ratios) - 1) < 1e-6,
                f"data.ratios must be non-negative and sum to 1, got {self.ratios}")
-        _check(self.folds >= 2, f"data.folds must be >= 2, got {self.folds}")
-        _check(0 <= self.fold < self.folds, f"data.fold must lie in [0, {self.folds}), got {self.fold}")
-        _check(len(self.classes) >= 2, f"data.classes needs at least 2 classes, got {self.classes}")
+        require(self.folds >= 2, f"data.folds must be >= 2, got {self.folds}")
+        require(0 <= self.fold < self.folds, f"data.fold must lie in [0, {self.folds}), got {self.fold}")
+        require(len(self.classes) >= 2, f"data.classes needs at least 2 classes, got {self.classes}")
         try:
             canonical = tuple(canonical_emotion(c) for c in self.classes)
         except DataError as exc:
             raise ConfigError(f"data.classes: {exc}") from None
-        _check(len(set(canonical)) == len(canonical), f"data.classes has duplicates: {self.classes}")
+        require(len(set(canonical)) == len(canonical), f"data.classes has duplicates: {self.classes}")
         object.__setattr__(self, "classes", canonical)
-        _check(self.train_limit >= 0, f"data.train_limit must be >= 0, got {self.train_limit}")
+        require(self.train_limit >= 0, f"data.train_limit must be >= 0, got {self.train_limit}")
 
 
 @dataclass(frozen=True)
@@ -99,14 +100,14 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         for name in ("hflip", "crop_p", "erase_p", "blur_p", "sharpen_p", "noise_p"):
             value = getattr(self, name)
-            _check(0 <= value <= 1, f"augment.{name} is a probability in [0, 1], got {value}")
+            require(0 <= value <= 1, f"augment.{name} is a probability in [0, 1], got {value}")
         for name in ("rotate", "translate", "shear", "brightness", "contrast", "gamma", "sharpen", "noise_std"):
-            _check(getattr(self, name) >= 0, f"augment.{name} must be >= 0, got {getattr(self, name)}")
-        _check(0 < self.blur_sigma <= 3, f"augment.blur_sigma must lie in (0, 3] pixels, got {self.blur_sigma}")
+            require(getattr(self, name) >= 0, f"augment.{name} must be >= 0, got {getattr(self, name)}")
+        require(0 < self.blur_sigma <= 3, f"augment.blur_sigma must lie in (0, 3] pixels, got {self.blur_sigma}")
         for name in ("scale", "crop_scale", "erase_scale"):
             lo, hi = getattr(self, name)
-            _check(0 < lo <= hi, f"augment.{name} must be (low, high) with 0 < low <= high, got {(lo, hi)}")
-        _check(self.crop_scale[1] <= 1 and self.erase_scale[1] < 1,
+            require(0 < lo <= hi, f"augment.{name} must be (low, high) with 0 < low <= high, got {(lo, hi)}")
+        require(self.crop_scale[1] <= 1 and self.erase_scale[1] < 1,
                f"augment.crop_scale and erase_scale are area fractions <= 1, got {self.crop_scale}, {self.erase_scale}")
 
 
@@ -118,7 +119,7 @@ class ModelConfig:
     """Extra keyword arguments for the model's constructor (e.g. widths, dropout)."""
 
     def __post_init__(self) -> None:
-        _check(bool(self.name.strip()), "model.name must name a registered model, e.g. resnet_small")
+        require(bool(self.name.strip()), "model.name must name a registered model, e.g. resnet_small")
 
 
 @dataclass(frozen=True)
@@ -139,14 +140,14 @@ class FinetuneConfig:
     """The backbone trains at optim.lr times this (the head at optim.lr); report 001: 1e-5 / 1e-4 = 0.1."""
 
     def __post_init__(self) -> None:
-        _check(not (self.weights and self.hub),
+        require(not (self.weights and self.hub),
                f"finetune.weights ({self.weights}) and finetune.hub=true both name the weights; choose one")
-        _check(self.freeze_epochs >= 0, f"finetune.freeze_epochs must be >= 0, got {self.freeze_epochs}")
-        _check(self.unfreeze_top >= 0, f"finetune.unfreeze_top must be >= 0 (0 unfreezes all), got {self.unfreeze_top}")
-        _check(bool(self.weights or self.hub) or (self.freeze_epochs == 0 and self.unfreeze_top == 0),
+        require(self.freeze_epochs >= 0, f"finetune.freeze_epochs must be >= 0, got {self.freeze_epochs}")
+        require(self.unfreeze_top >= 0, f"finetune.unfreeze_top must be >= 0 (0 unfreezes all), got {self.unfreeze_top}")
+        require(bool(self.weights or self.hub) or (self.freeze_epochs == 0 and self.unfreeze_top == 0),
                f"finetune.freeze_epochs={self.freeze_epochs} / unfreeze_top={self.unfreeze_top} would freeze "
                "randomly initialised layers; set finetune.weights=PATH (or finetune.hub=true when online)")
-        _check(self.backbone_lr_scale > 0,
+        require(self.backbone_lr_scale > 0,
                f"finetune.backbone_lr_scale must be > 0, got {self.backbone_lr_scale}")
 
 
@@ -160,9 +161,9 @@ class OptimConfig:
     nesterov: bool = True
 
     def __post_init__(self) -> None:
-        _check(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
-        _check(self.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {self.weight_decay}")
-        _check(0 <= self.momentum < 1, f"optim.momentum must lie in [0, 1), got {self.momentum}")
+        require(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
+        require(self.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        require(0 <= self.momentum < 1, f"optim.momentum must lie in [0, 1), got {self.momentum}")
 
 
 @dataclass(frozen=True)
@@ -175,10 +176,10 @@ class ScheduleConfig:
     plateau_patience: int = 3
 
     def __post_init__(self) -> None:
-        _check(self.warmup_epochs >= 0, f"schedule.warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        _check(self.min_lr >= 0, f"schedule.min_lr must be >= 0, got {self.min_lr}")
-        _check(0 < self.plateau_factor < 1, f"schedule.plateau_factor must lie in (0, 1), got {self.plateau_factor}")
-        _check(self.plateau_patience >= 0, f"schedule.plateau_patience must be >= 0, got {self.plateau_patience}")
+        require(self.warmup_epochs >= 0, f"schedule.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        require(self.min_lr >= 0, f"schedule.min_lr must be >= 0, got {self.min_lr}")
+        require(0 < self.plateau_factor < 1, f"schedule.plateau_factor must lie in (0, 1), got {self.plateau_factor}")
+        require(self.plateau_patience >= 0, f"schedule.plateau_patience must be >= 0, got {self.plateau_patience}")
 
 
 @dataclass(frozen=True)
@@ -206,12 +207,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
-            _check(getattr(self, name) >= 1, f"train.{name} must be >= 1, got {getattr(self, name)}")
-        _check(0 <= self.label_smoothing < 1, f"train.label_smoothing must lie in [0, 1), got {self.label_smoothing}")
-        _check(self.grad_clip >= 0, f"train.grad_clip must be >= 0, got {self.grad_clip}")
-        _check(self.early_stop >= 0, f"train.early_stop must be >= 0, got {self.early_stop}")
-        _check(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")
-        _check(math.isfinite(self.time_budget_s) and self.time_budget_s >= 0,
+            require(getattr(self, name) >= 1, f"train.{name} must be >= 1, got {getattr(self, name)}")
+        require(0 <= self.label_smoothing < 1, f"train.label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        require(self.grad_clip >= 0, f"train.grad_clip must be >= 0, got {self.grad_clip}")
+        require(self.early_stop >= 0, f"train.early_stop must be >= 0, got {self.early_stop}")
+        require(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")
+        require(math.isfinite(self.time_budget_s) and self.time_budget_s >= 0,
                f"train.time_budget_s must be a number of seconds >= 0 (0 turns it off), got {self.time_budget_s}")
 
 
@@ -232,7 +233,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a mapping, got {value!r}")
-        return _build(hint, value, where)
+        return build_dataclass(hint, value, where)
     if origin is Literal:
         allowed = typing.get_args(hint)
         if value not in allowed:
@@ -282,7 +283,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+def build_dataclass(cls: type, values: dict[str, Any], where: str = "") -> Any:
+    """An instance of config dataclass `cls` from plain values, coerced to its field types (nested
+    dataclasses too); unknown keys are a ConfigError naming the key path under `where`."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
@@ -311,7 +314,7 @@ def config_from_dict(values: dict[str, Any]) -> RunConfig:
     """Build and validate a RunConfig from nested dicts; missing keys keep their defaults."""
     if not isinstance(values, dict):
         raise ConfigError(f"a config must be a mapping at the top level, got {type(values).__name__}")
-    return _build(RunConfig, values, "")
+    return build_dataclass(RunConfig, values, "")
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -56,8 +56,11 @@ def explain_images(
     from ..io.images import IMAGE_SUFFIXES, ImageError, expand_inputs, read_image
     from .grids import plot_face_explanation
 
+    from ..weights import resolve_model_source
+
     paths = expand_inputs([str(p) for p in inputs], suffixes=IMAGE_SUFFIXES)
-    rec = Recognizer(model, backend="torch", detector=detector, device=device)
+    # Grad-CAM needs one network: an ensemble is refused here with its members named.
+    rec = Recognizer(resolve_model_source(model), backend="torch", detector=detector, device=device)
     net, names = rec.backend.model, rec.class_names
     norm = {"mean": rec.backend.info.mean, "std": rec.backend.info.std}
     out = Path(out_dir)

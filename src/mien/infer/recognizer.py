@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..weights.ensemble import is_ensemble_manifest
 from .backends import TorchBackend, OnnxBackend, create_backend
+from .ensemble import EnsembleBackend
 from .results import FacePrediction, FrameResult, ImageResult, make_prediction
 
 if TYPE_CHECKING:
@@ -34,8 +36,9 @@ class Recognizer:
     """Detects faces and recognises their expression.
 
     Args:
-        model: a shipped model name ("default"), a training run directory, a checkpoint file, or
-            (with backend="onnx") a `.onnx` file written by `mien export`.
+        model: a shipped model name ("default"), a shipped ensemble name or `X.ensemble.json`
+            manifest (members' probabilities averaged), a training run directory, a checkpoint
+            file, or (with backend="onnx") a `.onnx` file written by `mien export`.
         backend: "torch" or "onnx" (onnxruntime; the checkpoint is exported once into a local cache).
         detector: "mediapipe" (BlazeFace), "haar" (OpenCV cascade) or "none": each image is one
             already-aligned face (converted to gray and resized to the model input with INTER_AREA).
@@ -58,8 +61,13 @@ class Recognizer:
             from ..weights import checkpoint_tta
 
             tta = checkpoint_tta(source)
-        self.backend: TorchBackend | OnnxBackend = create_backend(
-            backend, source, device=device, batch_size=batch_size, tta=tta, threads=threads)
+        self.backend: TorchBackend | OnnxBackend | EnsembleBackend
+        if is_ensemble_manifest(source):
+            self.backend = EnsembleBackend(source, backend=backend, device=device, batch_size=batch_size,
+                                           tta=tta, threads=threads)
+        else:
+            self.backend = create_backend(backend, source, device=device, batch_size=batch_size, tta=tta,
+                                          threads=threads)
         self.detector_name = detector
         self._align_kwargs: dict[str, Any] = {} if margin is None else {"margin": margin}
         self._detector = None
@@ -188,7 +196,7 @@ class Recognizer:
 def _resolve(model: str | Path) -> Path:
     from ..weights import resolve_model_source
 
-    return resolve_model_source(model)
+    return resolve_model_source(model, allow_ensemble=True)
 
 
 def _source_name(image: Any, index: int) -> str:

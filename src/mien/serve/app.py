@@ -162,11 +162,13 @@ def _add_api_routes(app: FastAPI, svc: _Service) -> None:
     @app.get("/v1/models", response_model=ModelsResponse, summary="The model in use and the shipped ones")
     async def models() -> ModelsResponse:
         from ..weights import list_shipped
+        from ..weights.ensemble import list_ensembles
 
         backend = getattr(svc.recognizer, "backend", None)
         return ModelsResponse(active=svc.model, backend=getattr(backend, "name", None),
                               detector=getattr(svc.recognizer, "detector_name", None),
-                              class_names=list(svc.recognizer.class_names), shipped=list_shipped())
+                              class_names=list(svc.recognizer.class_names), shipped=list_shipped(),
+                              ensembles=list_ensembles())
 
     @app.get("/healthz", response_model=Health, summary="Liveness: the model is loaded and the service answers")
     async def healthz() -> Health:

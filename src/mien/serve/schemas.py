@@ -53,6 +53,8 @@ class ModelsResponse(BaseModel):
     detector: str | None
     class_names: list[str]
     shipped: list[str] = Field(description="models shipped with mien (start `mien serve --model NAME` to use one)")
+    ensembles: list[str] = Field(default_factory=list,
+                                 description="shipped ensembles, averaging several shipped models (`--model NAME`)")
 
 
 class Health(BaseModel):

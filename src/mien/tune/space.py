@@ -20,7 +20,7 @@ from typing import Any, Literal, Sequence
 
 import yaml
 
-from ..config import AugmentConfig, RunConfig, _build, _check, apply_overrides
+from ..config import AugmentConfig, RunConfig, apply_overrides, build_dataclass, require
 from ..errors import ConfigError
 
 Param = Literal["lr", "weight_decay", "dropout", "batch_size", "label_smoothing", "augment"]
@@ -36,8 +36,8 @@ class Range:
     log: bool = False
 
     def __post_init__(self) -> None:
-        _check(self.low <= self.high, f"a search range needs low <= high, got low={self.low}, high={self.high}")
-        _check(not self.log or self.low > 0, f"a log-scale search range needs low > 0, got low={self.low}")
+        require(self.low <= self.high, f"a search range needs low <= high, got low={self.low}, high={self.high}")
+        require(not self.log or self.low > 0, f"a log-scale search range needs low > 0, got low={self.low}")
 
 
 @dataclass(frozen=True)
@@ -60,15 +60,15 @@ class SearchSpace:
     (1 keeps them, 0 turns augmentation off); see `scale_augment`."""
 
     def __post_init__(self) -> None:
-        _check(len(self.search) > 0, f"space.search must name at least one of {', '.join(PARAMS)}")
-        _check(len(set(self.search)) == len(self.search), f"space.search names a parameter twice: {self.search}")
-        _check(len(self.batch_size) > 0 and all(b >= 1 for b in self.batch_size),
+        require(len(self.search) > 0, f"space.search must name at least one of {', '.join(PARAMS)}")
+        require(len(set(self.search)) == len(self.search), f"space.search names a parameter twice: {self.search}")
+        require(len(self.batch_size) > 0 and all(b >= 1 for b in self.batch_size),
                f"space.batch_size must list positive batch sizes, got {self.batch_size}")
-        _check(self.dropout.high < 1, f"space.dropout must stay below 1, got high={self.dropout.high}")
-        _check(self.label_smoothing.high < 1,
+        require(self.dropout.high < 1, f"space.dropout must stay below 1, got high={self.dropout.high}")
+        require(self.label_smoothing.high < 1,
                f"space.label_smoothing must stay below 1, got {self.label_smoothing.high}")
-        _check(self.lr.low > 0, f"space.lr needs low > 0, got {self.lr.low}")
-        _check(self.weight_decay.low >= 0 and self.augment.low >= 0,
+        require(self.lr.low > 0, f"space.lr needs low > 0, got {self.lr.low}")
+        require(self.weight_decay.low >= 0 and self.augment.low >= 0,
                "space.weight_decay and space.augment must be >= 0")
 
 
@@ -90,10 +90,10 @@ class StudyConfig:
     """MedianPruner: epochs of each trial that are never pruned."""
 
     def __post_init__(self) -> None:
-        _check(self.trials >= 1, f"study.trials must be >= 1, got {self.trials}")
-        _check(self.epochs >= 0, f"study.epochs must be >= 0 (0 keeps train.epochs), got {self.epochs}")
-        _check(self.timeout_s >= 0, f"study.timeout_s must be >= 0, got {self.timeout_s}")
-        _check(self.startup_trials >= 0 and self.warmup_epochs >= 0,
+        require(self.trials >= 1, f"study.trials must be >= 1, got {self.trials}")
+        require(self.epochs >= 0, f"study.epochs must be >= 0 (0 keeps train.epochs), got {self.epochs}")
+        require(self.timeout_s >= 0, f"study.timeout_s must be >= 0, got {self.timeout_s}")
+        require(self.startup_trials >= 0 and self.warmup_epochs >= 0,
                "study.startup_trials and study.warmup_epochs must be >= 0")
 
 
@@ -135,7 +135,7 @@ def load_tune_config(path: str | Path | None = None, overrides: Sequence[str] = 
             raise ConfigError(f"tune override {item!r} must look like study.trials=10 or space.search=[lr]")
         values.setdefault(section, {})[name] = yaml.safe_load(raw)
     try:
-        return _build(TuneConfig, values, "")
+        return build_dataclass(TuneConfig, values, "")
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
 

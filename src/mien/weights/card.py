@@ -34,11 +34,8 @@ def _hardware_line(sessions: list[dict[str, Any]]) -> str:
 def render_card(*, meta: dict[str, Any], shipped: dict[str, Any], test: dict[str, Any], title: str,
                 limits: str = "") -> str:
     """Markdown model card: architecture, protocol, accuracy, per-class table, confusion, robustness, limits."""
-    from ..evaluate.robustness import table_markdown
-
     spec = meta["model"]
     kwargs = ", ".join(f"{k}={v}" for k, v in spec["kwargs"].items()) or "defaults"
-    names = test["classes"]
     lines = [
         f"# Model card: `{shipped['name']}` ({title})",
         "",
@@ -52,6 +49,48 @@ def render_card(*, meta: dict[str, Any], shipped: dict[str, Any], test: dict[str
         f"- **Hardware and time**: {_hardware_line(shipped['hardware'])}; "
         f"{shipped['training_minutes']:.1f} minutes of training.",
         "",
+        *_results_sections(shipped, test, limits),
+    ]
+    return "\n".join(lines)
+
+
+def render_ensemble_card(*, shipped: dict[str, Any], test: dict[str, Any], members: list[dict[str, Any]],
+                         title: str, limits: str = "") -> str:
+    """Markdown card of a shipped ensemble: members (each with its own card), selection, then the results."""
+    lines = [
+        f"# Model card: `{shipped['name']}` ({title})",
+        "",
+        f"- **Ensemble**: the mean of {len(members)} shipped models' class probabilities, each run with "
+        f"test-time augmentation `{shipped['tta']}`: " + ", ".join(f"`{m['name']}`" for m in members)
+        + ". Each member has its own card (`MEMBER.md`) with its training command, hardware and minutes.",
+        "- **Data and protocol**: FER2013 (rebuilt npz). Members were trained on Training; the members "
+        "and the test-time augmentation were chosen on PublicTest by greedy forward selection; "
+        f"PrivateTest ({test['n']} faces) was evaluated once with that choice.",
+        f"- **Training time**: {sum(m['training_minutes'] for m in members):.1f} minutes for all members.",
+        "",
+        "| member | architecture | PublicTest | PrivateTest (its own card) | training command | hardware, minutes |",
+        "|---|---|---|---|---|---|",
+        *(f"| `{m['name']}` | `{m['model']}` | {_pct(m['val_accuracy'])} | {_pct(m['test_accuracy'])} | "
+          f"`{m['command']}` | {_hardware_line(m['hardware'])}, {m['training_minutes']:.1f} |" for m in members),
+        "",
+        "Selection on PublicTest (each step adds the member that raised accuracy most):",
+        "",
+        "| step | members | PublicTest accuracy | PublicTest log-loss |",
+        "|---|---|---|---|",
+        *(f"| {i + 1} | {', '.join(row['members'])} | {_pct(row['val_accuracy'])} | {row['val_nll']:.4f} |"
+          for i, row in enumerate(shipped["selection"])),
+        "",
+        *_results_sections(shipped, test, limits),
+    ]
+    return "\n".join(lines)
+
+
+def _results_sections(shipped: dict[str, Any], test: dict[str, Any], limits: str) -> list[str]:
+    """Accuracy, per-class table, confusion matrix, robustness table and known limits."""
+    from ..evaluate.robustness import table_markdown
+
+    names = test["classes"]
+    return [
         f"## Accuracy (PrivateTest, tta={shipped['tta']})",
         "",
         f"Accuracy **{_pct(shipped['test_accuracy'])}**, macro F1 {test['f1']['macro']:.3f}, weighted F1 "
@@ -82,4 +121,3 @@ def render_card(*, meta: dict[str, Any], shipped: dict[str, Any], test: dict[str
         _FER_LIMITS,
         "",
     ]
-    return "\n".join(lines)
