@@ -50,7 +50,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         require(len(self.ratios) in (2, 3), f"data.ratios needs 2 or 3 fractions, got {self.ratios}")
         require(all(r >= 0 for r in self.ratios) and abs(sum(self.ratios) - 1) < 1e-6,
-               f"data.ratios must be non-negative and sum to 1, got {self.ratios}")
+                f"data.ratios must be non-negative and sum to 1, got {self.ratios}")
         require(self.folds >= 2, f"data.folds must be >= 2, got {self.folds}")
         require(0 <= self.fold < self.folds, f"data.fold must lie in [0, {self.folds}), got {self.fold}")
         require(len(self.classes) >= 2, f"data.classes needs at least 2 classes, got {self.classes}")
@@ -108,7 +108,7 @@ class AugmentConfig:
             lo, hi = getattr(self, name)
             require(0 < lo <= hi, f"augment.{name} must be (low, high) with 0 < low <= high, got {(lo, hi)}")
         require(self.crop_scale[1] <= 1 and self.erase_scale[1] < 1,
-               f"augment.crop_scale and erase_scale are area fractions <= 1, got {self.crop_scale}, {self.erase_scale}")
+                f"augment.crop_scale and erase_scale are area fractions <= 1, got {self.crop_scale}, {self.erase_scale}")
 
 
 @dataclass(frozen=True)
@@ -141,14 +141,14 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         require(not (self.weights and self.hub),
-               f"finetune.weights ({self.weights}) and finetune.hub=true both name the weights; choose one")
+                f"finetune.weights ({self.weights}) and finetune.hub=true both name the weights; choose one")
         require(self.freeze_epochs >= 0, f"finetune.freeze_epochs must be >= 0, got {self.freeze_epochs}")
         require(self.unfreeze_top >= 0, f"finetune.unfreeze_top must be >= 0 (0 unfreezes all), got {self.unfreeze_top}")
         require(bool(self.weights or self.hub) or (self.freeze_epochs == 0 and self.unfreeze_top == 0),
-               f"finetune.freeze_epochs={self.freeze_epochs} / unfreeze_top={self.unfreeze_top} would freeze "
+                f"finetune.freeze_epochs={self.freeze_epochs} / unfreeze_top={self.unfreeze_top} would freeze "
                "randomly initialised layers; set finetune.weights=PATH (or finetune.hub=true when online)")
         require(self.backbone_lr_scale > 0,
-               f"finetune.backbone_lr_scale must be > 0, got {self.backbone_lr_scale}")
+                f"finetune.backbone_lr_scale must be > 0, got {self.backbone_lr_scale}")
 
 
 @dataclass(frozen=True)
@@ -204,6 +204,13 @@ class TrainConfig:
     time_budget_s: float = 0.0
     """Stop after the first epoch at which the summed training seconds (metrics.csv `seconds`, resumed
     sessions included) reach this; 0 turns it off. The schedule still spans `epochs`."""
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of the weights and batch-norm statistics, updated after
+    every optimizer step with this decay; validation, `best` checkpoints and shipping use the
+    average. 0 turns it off; 0.999 averages over roughly the last thousand steps."""
+    mixup_alpha: float = 0.0
+    """Mixup: blend each training batch with a shuffled copy of itself by lam ~ Beta(alpha, alpha)
+    and blend the two labels' losses alike; 0 turns it off (0.2-0.4 is usual)."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -212,8 +219,10 @@ class TrainConfig:
         require(self.grad_clip >= 0, f"train.grad_clip must be >= 0, got {self.grad_clip}")
         require(self.early_stop >= 0, f"train.early_stop must be >= 0, got {self.early_stop}")
         require(self.threads >= 0, f"train.threads must be >= 0, got {self.threads}")
+        require(0 <= self.ema_decay < 1, f"train.ema_decay must lie in [0, 1) (0 turns it off), got {self.ema_decay}")
+        require(self.mixup_alpha >= 0, f"train.mixup_alpha must be >= 0 (0 turns it off), got {self.mixup_alpha}")
         require(math.isfinite(self.time_budget_s) and self.time_budget_s >= 0,
-               f"train.time_budget_s must be a number of seconds >= 0 (0 turns it off), got {self.time_budget_s}")
+                f"train.time_budget_s must be a number of seconds >= 0 (0 turns it off), got {self.time_budget_s}")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Every shipped model scores on the full PrivateTest what its model card states, within 0.2 points."""
+"""Every shipped model and ensemble scores on the full PrivateTest what its model card states, within 0.2 points."""
 
 import json
 from pathlib import Path
@@ -11,6 +11,7 @@ from mien.evaluate.run import checkpoint_probs
 from mien.labels import USAGES
 from mien.train.checkpoint import load_model
 from mien.weights import list_shipped, shipped_path
+from mien.weights.ensemble import SUFFIX, ensemble_probs, list_ensembles, read_ensemble
 
 pytestmark = pytest.mark.data
 
@@ -38,3 +39,12 @@ def test_shipped_model_matches_its_card_on_private_test(name: str, private_test)
     probs = checkpoint_probs(model, meta, images, tta=shipped["tta"])
     accuracy = float((probs.argmax(1) == labels).mean())
     assert abs(100 * (accuracy - shipped["test_accuracy"])) <= 0.2, (name, accuracy, shipped["test_accuracy"])
+
+
+@pytest.mark.parametrize("name", list_ensembles())
+def test_shipped_ensemble_matches_its_card_on_private_test(name: str, private_test):
+    images, labels = private_test
+    ensemble = read_ensemble(shipped_path("default").with_name(f"{name}{SUFFIX}"))
+    assert ensemble.shipped["test_n"] == len(labels) == 3588
+    accuracy = float((ensemble_probs(ensemble, images).argmax(1) == labels).mean())
+    assert abs(100 * (accuracy - ensemble.shipped["test_accuracy"])) <= 0.2, (name, accuracy)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -192,3 +193,19 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, *, generator: torch.Gener
         fill = torch.rand((batch, channels, height, width), generator=generator, device=generator.device)
         out = torch.where(_erase_mask(u, cfg, height, width), fill.to(device=out.device, dtype=out.dtype), out)
     return out.to(x.dtype)
+
+
+def mixup_batch(x: torch.Tensor, y: torch.Tensor, *, alpha: float,
+                rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Mixup (Zhang et al., 2018): blend (B, C, H, W) `x` with a shuffled copy of itself.
+
+    Returns (lam * x + (1 - lam) * x[perm], y, y[perm], lam) with lam ~ Beta(alpha, alpha) and perm
+    drawn from `rng`; the loss is lam * loss(y) + (1 - lam) * loss(y[perm]).
+    """
+    if alpha <= 0:
+        raise DataError(f"mixup alpha must be > 0, got {alpha}")
+    if len(x) != len(y):
+        raise DataError(f"mixup needs one label per image, got {len(x)} images and {len(y)} labels")
+    lam = float(rng.beta(alpha, alpha))
+    perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    return lam * x + (1 - lam) * x[perm], y, y[perm], lam

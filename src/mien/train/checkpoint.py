@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import CheckpointError
 
 FORMAT = "mien-checkpoint/1"
-_MODEL, _OPTIM = "model.", "optimizer."
+_MODEL, _OPTIM, _EMA = "model.", "optimizer.", "ema."
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -38,13 +38,19 @@ def save_checkpoint(
     model: nn.Module,
     meta: dict[str, Any],
     optimizer: torch.optim.Optimizer | None = None,
+    ema: nn.Module | None = None,
 ) -> Path:
-    """Write `stem.safetensors` and `stem.json` atomically; returns the safetensors path."""
+    """Write `stem.safetensors` and `stem.json` atomically; returns the safetensors path.
+
+    `ema` (training-state checkpoints only): the weight average's whole state, for resuming it.
+    """
     from safetensors.torch import save_file
 
     stem = Path(stem)
     tensors = {_MODEL + k: v.detach().contiguous().cpu() for k, v in _unwrap(model).state_dict().items()}
     meta = {"format": FORMAT, **meta}
+    if ema is not None:
+        tensors.update({_EMA + k: v.detach().contiguous().cpu() for k, v in ema.state_dict().items()})
     if optimizer is not None:
         state = optimizer.state_dict()
         scalars: dict[str, dict[str, Any]] = {}
@@ -90,6 +96,11 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 
 def model_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k[len(_MODEL):]: v for k, v in tensors.items() if k.startswith(_MODEL)}
+
+
+def ema_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weight average's state saved by `save_checkpoint(ema=...)`; empty when there is none."""
+    return {k[len(_EMA):]: v for k, v in tensors.items() if k.startswith(_EMA)}
 
 
 def optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from ..config import RunConfig, config_to_dict, load_config, save_config
 from ..data.pipeline import DataSplits, as_batch, load_splits, normalization_from
 from ..errors import CheckpointError, ConfigError
 from . import distributed as ddp
-from .checkpoint import model_state, optimizer_state, read_checkpoint, save_checkpoint
+from .checkpoint import ema_state, model_state, optimizer_state, read_checkpoint, save_checkpoint
 from .finetune import apply_stage, hub_state, load_pretrained, param_groups
 from .hardware import describe_hardware, resolve_device, resolve_precision
 from .loop import InputSpec, evaluate, train_one_epoch
@@ -104,7 +104,7 @@ def fit(
     `on_epoch`, if given, gets each epoch's metrics row on the main process after that epoch's
     checkpoints are written; an exception it raises ends training (e.g. a tuner pruning a trial).
     """
-    from ..data.augment import augment_batch
+    from ..data.augment import augment_batch, mixup_batch
     from ..data.balance import balanced_indices, class_weights
     from ..models import create_model
 
@@ -170,6 +170,14 @@ def fit(
         best_value, best_epoch, bad_epochs = meta["best_value"], meta["best_epoch"], meta["bad_epochs"]
         if meta["stopped_early"]:
             start_epoch = tc.epochs  # the run had already stopped early: nothing left to train
+    ema = _weight_average(model, tc.ema_decay)
+    if ema is not None and resume:
+        saved = ema_state(tensors)
+        if not saved:
+            raise CheckpointError(f"{run_dir / 'last.safetensors'} holds no weight average, but train.ema_decay is "
+                                  f"{tc.ema_decay}; resume with the run's own config")
+        ema.load_state_dict(saved)
+    raw_model = model
     if dist_info.enabled:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
@@ -198,15 +206,20 @@ def fit(
         order = ddp.shard(order, dist_info).to(device)
         aug_gen = torch.Generator(device=device).manual_seed(seed + dist_info.rank)
         augment = (lambda x: augment_batch(x, cfg.augment, generator=aug_gen)) if cfg.augment.enabled else None
+        mix = None
+        if tc.mixup_alpha > 0:
+            mix_rng = np.random.default_rng([seed, dist_info.rank, 1])  # its own stream: augmentation stays put
+            mix = lambda x, y: mixup_batch(x, y, alpha=tc.mixup_alpha, rng=mix_rng)  # noqa: E731
         lr = optimizer.param_groups[0]["lr"]
         stats = train_one_epoch(model, train_x, train_y, order, batch_size=tc.batch_size, optimizer=optimizer,
                                 criterion=criterion, inputs=inputs, precision=precision,
-                                scheduler=scheduler if per_step else None, augment=augment,
+                                scheduler=scheduler if per_step else None, augment=augment, mix=mix,
+                                after_step=(lambda: ema.update_parameters(raw_model)) if ema is not None else None,
                                 grad_clip=tc.grad_clip, progress=progress and dist_info.main,
                                 desc=f"epoch {epoch + 1}/{tc.epochs}")
         sums = ddp.all_reduce_sum(torch.tensor([stats.loss * stats.images, stats.acc * stats.images,
                                                 stats.images], dtype=torch.float64, device=device), dist_info)
-        val = evaluate(model, val_x, val_y, inputs=inputs, precision=precision, batch_size=tc.eval_batch_size)
+        val = evaluate(ema.module if ema is not None else model, val_x, val_y, inputs=inputs, precision=precision, batch_size=tc.eval_batch_size)
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": (sums[0] / sums[2]).item(),
                "train_acc": (sums[1] / sums[2]).item(), "val_loss": val.loss, "val_acc": val.acc,
                "val_f1": val.macro_f1, "images_per_s": sums[2].item() / stats.seconds, "seconds": stats.seconds}
@@ -228,8 +241,9 @@ def fit(
         if dist_info.main:
             metrics = {k: row[k] for k in ("val_loss", "val_acc", "val_f1", "train_loss", "train_acc")}
             if improved:
-                save_checkpoint(run_dir / "best", model=model, meta=base_meta | {"epoch": epoch, "metrics": metrics})
-            save_checkpoint(run_dir / "last", model=model, optimizer=optimizer,
+                save_checkpoint(run_dir / "best", model=ema.module if ema is not None else model,
+                                meta=base_meta | {"epoch": epoch, "metrics": metrics})
+            save_checkpoint(run_dir / "last", model=model, optimizer=optimizer, ema=ema,
                             meta=base_meta | {"epoch": epoch, "metrics": metrics, "history": history,
                                               "scheduler": scheduler.state_dict() if scheduler is not None else None,
                                               "best_value": best_value, "best_epoch": best_epoch,
@@ -251,4 +265,14 @@ def fit(
     ddp.shutdown(dist_info)
     best = math.nan if best_value is None else float(best_value)
     return FitResult(run_dir=run_dir, best_epoch=best_epoch + 1, best_value=best, history=history,
-                     stopped_early=stopped_early, model=model.module if dist_info.enabled else model)
+                     stopped_early=stopped_early,
+                     model=ema.module if ema is not None else model.module if dist_info.enabled else model)
+
+
+def _weight_average(model: nn.Module, decay: float) -> nn.Module | None:
+    """An EMA of `model`'s parameters and buffers (torch's AveragedModel), or None when decay is 0."""
+    if decay <= 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

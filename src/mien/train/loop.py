@@ -59,6 +59,10 @@ class EvalResult:
     probs: np.ndarray  # (N, C) class probabilities
 
 
+# (augmented batch, labels) -> (mixed batch, labels a, labels b, lam)
+Mixer = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]]
+
+
 def _progress(total: int, desc: str, enabled: bool):  # noqa: ANN202 (tqdm type is optional)
     from tqdm.auto import tqdm
 
@@ -78,11 +82,17 @@ def train_one_epoch(
     precision: str = "fp32",
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    mix: Mixer | None = None,
+    after_step: Callable[[], None] | None = None,
     grad_clip: float = 0.0,
     progress: bool = False,
     desc: str = "train",
 ) -> EpochStats:
     """One pass over `images[order]` in batches; `scheduler` (if given) steps after every batch.
+
+    `mix` (e.g. mixup) maps an augmented batch and its labels to (mixed batch, labels a, labels b,
+    lam); the loss is then lam * loss(a) + (1 - lam) * loss(b), and accuracy counts the dominant
+    label. `after_step` runs after every optimizer step (e.g. a weight-average update).
 
     Args:
         images: (N, 1, H, W) uint8 on the training device.
@@ -104,9 +114,14 @@ def train_one_epoch(
             if augment is not None:
                 x = augment(x)
             y = labels[idx]
+            y_b, lam = y, 1.0
+            if mix is not None:
+                x, y, y_b, lam = mix(x, y)
             with autocast(device, precision):
                 logits = model(inputs(x))
                 loss = criterion(logits.float(), y)
+                if lam < 1.0:
+                    loss = lam * loss + (1 - lam) * criterion(logits.float(), y_b)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip > 0:
@@ -114,8 +129,10 @@ def train_one_epoch(
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+            if after_step is not None:
+                after_step()
             total_loss += loss.detach() * len(idx)
-            total_correct += (logits.argmax(1) == y).sum()
+            total_correct += (logits.argmax(1) == (y if lam >= 0.5 else y_b)).sum()
             seen += len(idx)
             bar.update(len(idx))
             if b % 10 == 0 or b == n_batches - 1:

@@ -63,13 +63,13 @@ class SearchSpace:
         require(len(self.search) > 0, f"space.search must name at least one of {', '.join(PARAMS)}")
         require(len(set(self.search)) == len(self.search), f"space.search names a parameter twice: {self.search}")
         require(len(self.batch_size) > 0 and all(b >= 1 for b in self.batch_size),
-               f"space.batch_size must list positive batch sizes, got {self.batch_size}")
+                f"space.batch_size must list positive batch sizes, got {self.batch_size}")
         require(self.dropout.high < 1, f"space.dropout must stay below 1, got high={self.dropout.high}")
         require(self.label_smoothing.high < 1,
-               f"space.label_smoothing must stay below 1, got {self.label_smoothing.high}")
+                f"space.label_smoothing must stay below 1, got {self.label_smoothing.high}")
         require(self.lr.low > 0, f"space.lr needs low > 0, got {self.lr.low}")
         require(self.weight_decay.low >= 0 and self.augment.low >= 0,
-               "space.weight_decay and space.augment must be >= 0")
+                "space.weight_decay and space.augment must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class StudyConfig:
         require(self.epochs >= 0, f"study.epochs must be >= 0 (0 keeps train.epochs), got {self.epochs}")
         require(self.timeout_s >= 0, f"study.timeout_s must be >= 0, got {self.timeout_s}")
         require(self.startup_trials >= 0 and self.warmup_epochs >= 0,
-               "study.startup_trials and study.warmup_epochs must be >= 0")
+                "study.startup_trials and study.warmup_epochs must be >= 0")
 
 
 @dataclass(frozen=True)
