@@ -24,7 +24,7 @@ def main() -> int:
     from mien.data.sources import default_source, load_source
     from mien.evaluate.robustness import robustness_table, table_markdown
     from mien.evaluate.run import checkpoint_probs
-    from mien.labels import USAGE_CODES
+    from mien.labels import PRIVATE_TEST
     from mien.train.checkpoint import load_model
     from mien.train.hardware import cpu_model
     from mien.weights import resolve_model_source, shipped_tta
@@ -41,7 +41,7 @@ def main() -> int:
     model, meta = load_model(ckpt)
     tta = args.tta or shipped_tta(meta)
     faces = load_source(args.data or default_source())
-    test = faces.usage == USAGE_CODES["PrivateTest"]
+    test = faces.usage == PRIVATE_TEST
     images, labels = faces.images[test], faces.labels[test]
     start = time.perf_counter()
     rows = robustness_table(lambda x: checkpoint_probs(model, meta, x, tta=tta), images, labels,

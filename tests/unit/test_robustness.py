@@ -69,3 +69,24 @@ def test_table_has_clean_and_every_level_with_changes_against_clean():
         assert row["delta_points"] == pytest.approx(100 * (row["accuracy"] - 1.0))
     text = table_markdown(rows)
     assert "| clean | - | - | 100.00 % | +0.00 |" in text and "| jpeg | mild | 30 quality |" in text
+
+
+def test_robustness_benchmark_script_runs_on_a_run_directory(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from mien.cli import main
+    from mien.data.sources import save_npz
+
+    npz = save_npz(make_faces(280), tmp_path / "faces.npz")
+    run = tmp_path / "run"
+    assert main(["train", "model.name=resnet_small", "model.kwargs.widths=[8,8,16,16]", "model.kwargs.blocks=[1,1,1,1]",
+                 "train.batch_size=32", "train.epochs=1", f"data.source={npz}", "--out", str(run), "--no-progress"]) == 0
+    out = tmp_path / "rows.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "robustness.py"), "--model", str(run),
+                           "--data", str(npz), "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "worst mild change" in done.stdout and "| jpeg | strong |" in done.stdout
+    assert len(json.loads(out.read_text())["rows"]) == 1 + 2 * len(CORRUPTIONS)
