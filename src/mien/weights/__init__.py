@@ -59,15 +59,15 @@ def resolve_model_source(spec: str | Path, *, allow_ensemble: bool = False) -> P
 
     if isinstance(spec, str) and _is_bare_name(spec) and spec in list_shipped():
         return shipped_path(spec)
+    manifest = None
     if isinstance(spec, str) and _is_bare_name(spec) and spec in list_ensembles():
         manifest = _DIR / f"{spec}{SUFFIX}"
+    elif is_ensemble_manifest(spec) and Path(spec).expanduser().is_file():
+        manifest = Path(spec).expanduser()
+    if manifest is not None:
         if not allow_ensemble:
             require_single_model(manifest, "this command")
         return manifest
-    if is_ensemble_manifest(spec) and Path(spec).expanduser().is_file():
-        if not allow_ensemble:
-            require_single_model(Path(spec).expanduser(), "this command")
-        return Path(spec).expanduser()
     path = Path(spec).expanduser()
     if path.is_dir():
         return resolve_checkpoint(path)
