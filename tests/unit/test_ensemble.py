@@ -13,7 +13,7 @@ from mien.evaluate.selection import greedy_ensemble
 from mien.export import export_onnx
 from mien.infer import Recognizer
 from mien.weights import checkpoint_tta, resolve_model_source
-from mien.weights.ensemble import SUFFIX, ensemble_probs, list_ensembles, read_ensemble
+from mien.weights.ensemble import SUFFIX, ensemble_probs, list_ensembles, mean_probs, read_ensemble
 from mien.weights.ship import ship_run
 from mien.weights.ship_ensemble import ship_ensemble
 
@@ -62,6 +62,15 @@ def test_greedy_rejects_bad_inputs():
         greedy_ensemble({"a": _onehot([0, 1])}, labels, max_members=0)
     with pytest.raises(ConfigError, match="must all be"):
         greedy_ensemble({"a": _onehot([0, 1]), "b": _onehot([0, 1, 2])}, labels, max_members=2)
+
+
+def test_mean_probs_is_the_plain_mean_of_any_number_of_members():
+    rng = np.random.default_rng(0)
+    members = [rng.dirichlet(np.ones(7), size=5) for _ in range(3)]
+    np.testing.assert_allclose(mean_probs(iter(members)), np.mean(members, axis=0))
+    np.testing.assert_array_equal(mean_probs([members[0]]), members[0])
+    with pytest.raises(CheckpointError, match="at least one member"):
+        mean_probs([])
 
 
 @pytest.fixture(scope="module")

@@ -71,6 +71,22 @@ def test_table_has_clean_and_every_level_with_changes_against_clean():
     assert "| clean | - | - | 100.00 % | +0.00 |" in text and "| jpeg | mild | 30 quality |" in text
 
 
+def test_table_reuses_the_callers_clean_probabilities_and_checks_their_length():
+    faces = make_faces(35)
+    calls = []
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        calls.append(x)
+        return np.eye(7)[np.zeros(len(x), dtype=int)]
+
+    clean = np.eye(7)[faces.labels]  # perfect on clean faces, unlike `predict`
+    rows = robustness_table(predict, faces.images, faces.labels, generator=_rng(), clean_probs=clean)
+    assert rows[0]["accuracy"] == 1.0
+    assert not any(c is faces.images for c in calls) and len(calls) == len(CORRUPTIONS) * len(LEVELS)
+    with pytest.raises(ConfigError, match="34 rows for 35 faces"):
+        robustness_table(predict, faces.images, faces.labels, generator=_rng(), clean_probs=clean[:-1])
+
+
 def test_robustness_benchmark_script_runs_on_a_run_directory(tmp_path):
     import json
     import subprocess

@@ -10,6 +10,7 @@ robustness). Members are referenced by name, so an ensemble folder can be moved 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,12 +96,22 @@ def ensemble_probs(ensemble: Ensemble, images: Any, *, tta: str | None = None) -
     from ..evaluate.run import checkpoint_probs
     from ..train.checkpoint import load_model
 
-    total = None
-    for member in ensemble.members:
-        model, meta = load_model(member)
-        p = checkpoint_probs(model, meta, images, tta=tta or ensemble.tta)
-        total = p if total is None else total + p
-    return total / len(ensemble.members)
+    return mean_probs(checkpoint_probs(*load_model(member), images, tta=tta or ensemble.tta)
+                      for member in ensemble.members)
+
+
+def mean_probs(member_probs: Iterable[Any]) -> Any:
+    """The plain mean of the members' (N, C) probabilities: the one way every ensemble averages.
+
+    Raises:
+        CheckpointError: no members.
+    """
+    total, count = None, 0
+    for p in member_probs:
+        total, count = (p if total is None else total + p), count + 1
+    if total is None:
+        raise CheckpointError("an ensemble needs at least one member's probabilities")
+    return total / count
 
 
 def require_single_model(path: Path, what: str) -> None:

@@ -88,9 +88,10 @@ def ship_run(
     # Selection on PublicTest only; ties go to the cheaper "none".
     val_acc = {tta: float((probs(splits.val.images, tta).argmax(1) == splits.val.labels).mean()) for tta in TTA_CHOICES}
     tta = max(TTA_CHOICES, key=lambda t: (val_acc[t], t == "none"))
-    test = classification_metrics(splits.test.labels, probs(splits.test.images, tta), splits.test.names)
+    test_probs = probs(splits.test.images, tta)
+    test = classification_metrics(splits.test.labels, test_probs, splits.test.names)
     robustness = robustness_table(lambda x: probs(x, tta), splits.test.images, splits.test.labels,
-                                  generator=np.random.default_rng(seed))
+                                  generator=np.random.default_rng(seed), clean_probs=test_probs)
     shipped = {
         "name": name, "tta": tta, "val_accuracy": val_acc[tta], "val_accuracy_by_tta": val_acc,
         "test_accuracy": test["accuracy"], "test_macro_f1": test["f1"]["macro"], "test_n": test["n"],

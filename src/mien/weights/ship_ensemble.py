@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, DataError
-from .ensemble import SUFFIX, read_ensemble, write_manifest
+from .ensemble import SUFFIX, mean_probs, read_ensemble, write_manifest
 from .ship import TTA_CHOICES
 
 _DIR = Path(__file__).resolve().parent
@@ -77,7 +77,7 @@ def ship_ensemble(candidates: list[str], *, name: str, folder: str | Path | None
     models = {c: load_model(folder / f"{c}.safetensors") for c in candidates}
 
     def probs(members: list[str], images: np.ndarray, tta: str) -> np.ndarray:
-        return sum(checkpoint_probs(*models[m], images, tta=tta) for m in members) / len(members)
+        return mean_probs(checkpoint_probs(*models[m], images, tta=tta) for m in members)
 
     # Selection on PublicTest only.
     val = {tta: {c: probs([c], splits.val.images, tta) for c in candidates} for tta in TTA_CHOICES}
@@ -85,11 +85,12 @@ def ship_ensemble(candidates: list[str], *, name: str, folder: str | Path | None
     tta = max(TTA_CHOICES, key=lambda t: (traces[t][-1]["val_accuracy"], t == "none", -len(traces[t])))
     members = list(traces[tta][-1]["members"])
     # The members' PublicTest probabilities are already in `val`; average them rather than rerun the nets.
-    val_by_tta = {t: float(((sum(val[t][m] for m in members) / len(members)).argmax(1) == splits.val.labels).mean())
+    val_by_tta = {t: float((mean_probs(val[t][m] for m in members).argmax(1) == splits.val.labels).mean())
                   for t in TTA_CHOICES}
-    test = classification_metrics(splits.test.labels, probs(members, splits.test.images, tta), splits.test.names)
+    test_probs = probs(members, splits.test.images, tta)
+    test = classification_metrics(splits.test.labels, test_probs, splits.test.names)
     robustness = robustness_table(lambda x: probs(members, x, tta), splits.test.images, splits.test.labels,
-                                  generator=np.random.default_rng(seed))
+                                  generator=np.random.default_rng(seed), clean_probs=test_probs)
     shipped = {
         "name": name, "tta": tta, "val_accuracy": val_by_tta[tta], "val_accuracy_by_tta": val_by_tta,
         "selection": traces[tta], "candidates": list(candidates), "test_accuracy": test["accuracy"],
