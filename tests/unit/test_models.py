@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,17 @@ def test_forward_gives_raw_logits_of_shape_batch_by_classes(name: str, num_class
     assert not torch.allclose(logits.sum(dim=1), torch.ones(3), atol=1e-3)
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_a_fresh_model_starts_near_chance_loss(name: str) -> None:
+    # A head initialised for 1,000 classes gives 7-class logits of std ~4 and a loss of ~6: training
+    # then stalls on the majority class (seen with timm's mobilenetv2 and inception_v3).
+    model = _create(name).train()
+    x = _inputs(model, 16)
+    with torch.no_grad():
+        logits = model(x)
+    loss = nn.functional.cross_entropy(logits, torch.arange(16) % 7).item()
+    assert logits.std().item() < 1.5, f"{name} starts with logit std {logits.std().item():.2f}"
+    assert abs(loss - math.log(7)) < 0.6, f"{name} starts at loss {loss:.2f}, chance is {math.log(7):.2f}"
 @pytest.mark.parametrize("name", MODELS)
 def test_backward_gives_finite_gradients_on_every_trainable_parameter(name: str) -> None:
     model = _create(name).train()

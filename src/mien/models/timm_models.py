@@ -78,7 +78,15 @@ class ViTClassifier(TimmClassifier):
 def _timm(arch: str, *, num_classes: int, in_chans: int, **kwargs: Any) -> nn.Module:
     import timm
 
-    return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    model = timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    # timm sizes some heads for ImageNet's 1,000 classes (mobilenetv2: uniform +-1/sqrt(num_classes);
+    # inception_v3: normal, std 0.1): at 7 classes that starts training with logits of std ~4 and a
+    # loss of ~6 against ln 7 = 1.95, and such a net stayed at the majority class for two epochs here.
+    # torch's fan-in default starts every architecture near ln(num_classes).
+    head = model.get_classifier()
+    if isinstance(head, nn.Linear):
+        head.reset_parameters()
+    return model
 
 
 def _size(model: str, value: object, minimum: int) -> int:
