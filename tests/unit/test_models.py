@@ -64,6 +64,8 @@ def test_a_fresh_model_starts_near_chance_loss(name: str) -> None:
     loss = nn.functional.cross_entropy(logits, torch.arange(16) % 7).item()
     assert logits.std().item() < 1.5, f"{name} starts with logit std {logits.std().item():.2f}"
     assert abs(loss - math.log(7)) < 0.6, f"{name} starts at loss {loss:.2f}, chance is {math.log(7):.2f}"
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_backward_gives_finite_gradients_on_every_trainable_parameter(name: str) -> None:
     model = _create(name).train()
