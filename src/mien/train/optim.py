@@ -8,6 +8,7 @@ import torch
 from torch.optim import lr_scheduler
 
 from ..config import OptimConfig, ScheduleConfig
+from ..errors import ConfigError
 
 
 def build_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -36,8 +37,15 @@ def build_scheduler(
         return lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=cfg.plateau_factor,
                                               patience=cfg.plateau_patience, min_lr=cfg.min_lr), False
     if cfg.name == "onecycle":
+        if total < 3:
+            raise ConfigError(f"schedule.name=onecycle needs at least 3 optimizer steps (one to warm up, one to "
+                              f"anneal, one to end on), but {epochs} epoch(s) of {steps_per_epoch} step(s) give "
+                              f"{total}; use more data or epochs, a smaller batch, or another schedule")
         max_lr = [g["lr"] for g in optimizer.param_groups]
         pct = warmup / total if warmup > 0 else 0.25
+        # torch divides by each phase's length in steps (pct * total - 1, then the rest): keep both >= 1,
+        # which only matters for tiny runs (a long warm-up over a few steps would divide by zero).
+        pct = min(max(pct, 2 / total), (total - 1) / total)
         return lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=pct), True
     cosine = lr_scheduler.CosineAnnealingLR(optimizer, T_max=total - warmup, eta_min=cfg.min_lr)
     if warmup == 0:
