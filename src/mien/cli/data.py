@@ -11,7 +11,7 @@ from . import example_epilog
 if TYPE_CHECKING:
     from ..data.arrays import FaceArrays
 
-_SOURCE_HELP = "FER2013 csv, npz or image folder (default: $MIEN_DATA, then ../shared/data/fer2013.npz)"
+_SOURCE_HELP = "FER2013 csv, npz, .mpk or image folder (default: $MIEN_DATA, then ../shared/data/fer2013.npz)"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,16 +30,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     convert = sub.add_parser(
         "convert",
-        help="cache any source as an npz (fast to load)",
-        description="Read a source and write it as a compressed npz that every mien command reads.",
+        help="cache any source as an npz (fast to load) or an .mpk (small)",
+        description="Read a source and write it as a compressed npz that every mien command reads, or, when "
+        "OUT ends in .mpk, in mien's compact lossless form (about 70 %% of the npz's size; slower to load).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=example_epilog(
             "mien data convert fer2013.csv fer2013.npz",
             "mien data convert archive/ fer2013.npz --skip-bad   # Kaggle train/ and test/ folders",
+            "mien data convert fer2013.npz trainval.mpk --usage Training,PublicTest",
         ),
     )
-    convert.add_argument("source", type=Path, metavar="SRC", help="FER2013 csv, npz or image folder")
-    convert.add_argument("out", type=Path, metavar="OUT.npz", help="npz file to write")
+    convert.add_argument("source", type=Path, metavar="SRC", help="FER2013 csv, npz, .mpk or image folder")
+    convert.add_argument("out", type=Path, metavar="OUT", help="file to write: OUT.npz, or OUT.mpk for the compact form")
+    convert.add_argument("--usage", metavar="SPLITS",
+                         help="keep only these splits, comma-separated (Training, PublicTest, PrivateTest)")
     _add_skip_bad(convert)
     convert.set_defaults(handler=run_convert)
 
@@ -90,10 +94,14 @@ def _load(source: Path | None, skip_bad: bool) -> tuple[Path, FaceArrays]:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from ..data.sources import save_npz, split_summary
+    from ..data.packed import SUFFIX, save_packed
+    from ..data.sources import save_npz, select_usage, split_summary
 
     _, faces = _load(args.source, args.skip_bad)
-    written = save_npz(faces, args.out)
+    if args.usage is not None:
+        faces = select_usage(faces, [u.strip() for u in args.usage.split(",")])
+    save = save_packed if args.out.suffix.lower() == SUFFIX else save_npz
+    written = save(faces, args.out)
     print(f"wrote {written}: {split_summary(faces)}")
     return 0
 
