@@ -54,6 +54,10 @@ def test_a_corrupt_or_foreign_file_is_a_data_error(tmp_path, faces):
     foreign.write_bytes(lzma.compress(b"not a pack" + payload[len(MAGIC):]))
     with pytest.raises(DataError, match="not a mien .mpk"):
         load_packed(foreign)
+    cut_header = tmp_path / "cut_header.mpk"
+    cut_header.write_bytes(lzma.compress(MAGIC + b"\x01\x00"))
+    with pytest.raises(DataError, match="bad .mpk header"):
+        load_packed(cut_header)
     garbage = tmp_path / "garbage.mpk"
     garbage.write_bytes(b"\x00" * 64)
     with pytest.raises(DataError, match="cannot read packed faces"):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import lzma
-import os
 import struct
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 from ..errors import DataError
 from ..labels import USAGES
 from .arrays import FaceArrays
+from .files import write_atomically
 
 MAGIC = b"MIENPK1\n"
 SUFFIX = ".mpk"
@@ -66,23 +66,13 @@ def med_reconstruct(residuals: np.ndarray) -> np.ndarray:
 
 def save_packed(faces: FaceArrays, path: str | Path) -> Path:
     """Write `faces` as an `.mpk` that `load_packed` reads back exactly; returns the file written."""
-    path = Path(path).expanduser()
-    if path.suffix.lower() != SUFFIX:
-        path = path.with_name(path.name + SUFFIX)
     n, h, w = faces.images.shape
     header = json.dumps({"count": n, "height": h, "width": w, "classes": list(faces.names),
                          "usages": list(USAGES)}).encode()
     payload = b"".join([MAGIC, struct.pack("<I", len(header)), header,
                         faces.labels.astype(np.uint8).tobytes(), faces.usage.astype(np.uint8).tobytes(),
                         med_residuals(faces.images).tobytes()])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(lzma.compress(payload, preset=6))
-        tmp.replace(path)  # never leave a truncated file under the real name
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomically(path, SUFFIX, lambda tmp: tmp.write_bytes(lzma.compress(payload, preset=6)))
 
 
 def load_packed(path: str | Path) -> FaceArrays:
@@ -99,12 +89,12 @@ def load_packed(path: str | Path) -> FaceArrays:
     if not payload.startswith(MAGIC):
         raise DataError(f"{path} is not a mien .mpk file (it lacks the {MAGIC!r} header)")
     start = len(MAGIC) + 4
-    (length,) = struct.unpack("<I", payload[len(MAGIC):start])
     try:
+        (length,) = struct.unpack("<I", payload[len(MAGIC):start])
         header = json.loads(payload[start:start + length])
         n, h, w = int(header["count"]), int(header["height"]), int(header["width"])
         names, usages = tuple(header["classes"]), list(header["usages"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (struct.error, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: bad .mpk header: {exc}") from None
     body = np.frombuffer(payload, dtype=np.uint8, offset=start + length)
     if body.size != n * (2 + h * w):

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import DataError
 from ..labels import EMOTIONS, USAGES, canonical_emotion
 from .arrays import FaceArrays
+from .files import write_atomically
 
 SIDE = 48
 PIXELS = SIDE * SIDE
@@ -71,25 +72,14 @@ def load_source(path: str | Path, *, skip_bad: bool = False) -> FaceArrays:
 
 def save_npz(faces: FaceArrays, path: str | Path) -> Path:
     """Write `faces` as a compressed npz that `load_source` reads back exactly; returns the file written."""
-    path = Path(path).expanduser()
-    if path.suffix.lower() != ".npz":
-        path = path.with_name(path.name + ".npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename, so an interrupted write never leaves a truncated cache.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez_compressed(
-            tmp,
-            images=faces.images,
-            labels=faces.labels.astype(np.int64),
-            usage=faces.usage.astype(np.int8),
-            classes=np.array(faces.names, dtype=str),
-            usages=np.array(USAGES, dtype=str),
-        )
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomically(path, ".npz", lambda tmp: np.savez_compressed(
+        tmp,
+        images=faces.images,
+        labels=faces.labels.astype(np.int64),
+        usage=faces.usage.astype(np.int8),
+        classes=np.array(faces.names, dtype=str),
+        usages=np.array(USAGES, dtype=str),
+    ))
 
 
 def select_usage(faces: FaceArrays, usages: list[str]) -> FaceArrays:
