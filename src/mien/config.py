@@ -319,6 +319,25 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
                      else plain(getattr(cfg, f.name))) for f in dataclasses.fields(cfg)}
 
 
+# Fields that say where a run executes, not what it computes: a run may resume, and a finished
+# comparison entry is recognised, under another value (e.g. a different core count).
+EXECUTION_ONLY: tuple[tuple[str, str], ...] = (("train", "threads"),)
+
+
+def experiment_dict(cfg: RunConfig | dict[str, Any]) -> dict[str, Any]:
+    """`config_to_dict(cfg)` (or a copy of such a dict) without the `EXECUTION_ONLY` fields."""
+    values = config_to_dict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+    for section, name in EXECUTION_ONLY:
+        if isinstance(values.get(section), dict):
+            values[section] = {k: v for k, v in values[section].items() if k != name}
+    return values
+
+
+def same_experiment(a: RunConfig | dict[str, Any], b: RunConfig | dict[str, Any]) -> bool:
+    """True when two configs (dataclasses or `config_to_dict` dicts) differ at most in `EXECUTION_ONLY` fields."""
+    return experiment_dict(a) == experiment_dict(b)
+
+
 def config_from_dict(values: dict[str, Any]) -> RunConfig:
     """Build and validate a RunConfig from nested dicts; missing keys keep their defaults."""
     if not isinstance(values, dict):

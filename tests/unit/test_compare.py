@@ -195,6 +195,11 @@ def test_compare_trains_scores_and_resumes(tmp_path, monkeypatch):
                            log=lines.append)
     assert [r.val_acc for r in again] == [r.val_acc for r in results]
     assert sum("skipped" in line for line in lines) == 2
+    # the thread count says where a run executes, not what it computes: on other cores it is skipped too
+    lines.clear()
+    threaded = model_entries(["baseline_cnn", str(own)], overrides=[*FAST, "train.threads=3"], epochs=2)
+    compare_models(threaded, out, splits=tiny_splits(), speed_batches=(1, 4), progress=False, log=lines.append)
+    assert sum("skipped" in line for line in lines) == 2
     monkeypatch.setattr(sys.modules["mien.train.fit"], "fit", fit)
 
     # a model killed after training but before scoring resumes its finished run and is scored alike

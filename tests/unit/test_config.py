@@ -1,7 +1,7 @@
 import pytest
 
 from mien.config import (RunConfig, apply_overrides, config_from_dict, config_to_dict, load_config,
-                         save_config)
+                         same_experiment, save_config)
 from mien.errors import ConfigError
 
 
@@ -73,3 +73,11 @@ def test_configs_are_frozen():
     cfg = RunConfig()
     with pytest.raises(AttributeError):
         cfg.train.epochs = 5  # type: ignore[misc]
+
+
+def test_same_experiment_ignores_only_where_a_run_executes():
+    cfg = RunConfig()
+    assert same_experiment(cfg, apply_overrides(cfg, ["train.threads=2"]))
+    assert same_experiment(config_to_dict(cfg), apply_overrides(cfg, ["train.threads=1"]))
+    for change in ("train.epochs=3", "train.seed=1", "train.precision=fp32", "data.split=kfold"):
+        assert not same_experiment(cfg, apply_overrides(cfg, [change])), change

@@ -131,6 +131,18 @@ def test_refuses_to_overwrite_or_to_resume_nothing(tmp_path):
         run(tmp_path, "r", "train.epochs=2", resume=True)
 
 
+def test_resume_accepts_another_thread_count(tmp_path):
+    def die_after_one(line: str) -> None:
+        if line.startswith("epoch 1/"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(tmp_path, "r", "train.epochs=2", log=die_after_one)
+    # config.yaml says threads 0 (torch's default); naming today's count keeps this test process as it was
+    resumed = run(tmp_path, "r", "train.epochs=2", f"train.threads={torch.get_num_threads()}", resume=True)
+    assert len(resumed.history) == 2
+
+
 def test_augmentation_only_ever_sees_training_faces(tmp_path, monkeypatch):
     import hashlib
 

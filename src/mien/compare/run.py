@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..config import ModelConfig, RunConfig, apply_overrides, config_to_dict, load_config
+from ..config import ModelConfig, RunConfig, apply_overrides, config_to_dict, load_config, same_experiment
 from ..errors import ConfigError, ModelError
+from ..files import write_atomically
 
 if TYPE_CHECKING:
     from ..data.arrays import FaceArrays
@@ -165,7 +166,7 @@ def _finished(run_dir: Path, cfg: RunConfig) -> ModelResult | None:
     if not path.is_file():
         return None
     record = json.loads(path.read_text())
-    if record["config"] != config_to_dict(cfg):
+    if not same_experiment(record["config"], cfg):
         raise ConfigError(f"{run_dir} holds a finished comparison run with a different config; "
                           "choose another --out or delete that run directory")
     return ModelResult.from_json(record["result"])
@@ -275,9 +276,7 @@ def compare_models(
         result = score_run(run_dir, entry_splits, label=entry.label, cfg=entry.cfg, speed_batches=speed_batches,
                            speed_repeats=speed_repeats)
         record = {"config": config_to_dict(entry.cfg), "result": result.to_json()}
-        tmp = run_dir / (RESULT_FILE + ".tmp")
-        tmp.write_text(json.dumps(record, indent=2))
-        tmp.replace(run_dir / RESULT_FILE)
+        write_atomically(run_dir / RESULT_FILE, lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
         log(f"[{i}/{len(entries)}] {entry.label}: val acc {result.val_acc:.4f}"
             + (f", test acc {result.test_acc:.4f}" if result.test_acc is not None else "")
             + f", {result.infer_ms.get(1, float('nan')):.2f} ms/image at batch 1")

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import DataError
 from ..labels import USAGES
 from .arrays import FaceArrays
-from .files import write_atomically
+from ..files import write_atomically
 
 MAGIC = b"MIENPK1\n"
 SUFFIX = ".mpk"
@@ -72,7 +72,7 @@ def save_packed(faces: FaceArrays, path: str | Path) -> Path:
     payload = b"".join([MAGIC, struct.pack("<I", len(header)), header,
                         faces.labels.astype(np.uint8).tobytes(), faces.usage.astype(np.uint8).tobytes(),
                         med_residuals(faces.images).tobytes()])
-    return write_atomically(path, SUFFIX, lambda tmp: tmp.write_bytes(lzma.compress(payload, preset=6)))
+    return write_atomically(path, suffix=SUFFIX, write=lambda tmp: tmp.write_bytes(lzma.compress(payload, preset=6)))
 
 
 def load_packed(path: str | Path) -> FaceArrays:

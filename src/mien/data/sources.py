@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import DataError
 from ..labels import EMOTIONS, USAGES, canonical_emotion
 from .arrays import FaceArrays
-from .files import write_atomically
+from ..files import write_atomically
 
 SIDE = 48
 PIXELS = SIDE * SIDE
@@ -72,7 +72,7 @@ def load_source(path: str | Path, *, skip_bad: bool = False) -> FaceArrays:
 
 def save_npz(faces: FaceArrays, path: str | Path) -> Path:
     """Write `faces` as a compressed npz that `load_source` reads back exactly; returns the file written."""
-    return write_atomically(path, ".npz", lambda tmp: np.savez_compressed(
+    return write_atomically(path, suffix=".npz", write=lambda tmp: np.savez_compressed(
         tmp,
         images=faces.images,
         labels=faces.labels.astype(np.int64),

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError
+from ..files import write_atomically
 
 FORMAT = "mien-onnx/1"
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -58,29 +58,31 @@ def export_onnx(model_source: str | Path, out_path: str | Path, *, opset: int = 
     source = resolve_model_source(model_source)
     model, meta = load_model(source)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     size = tuple(meta.get("input_size") or model.input_size)
     example = torch.zeros(2, int(model.in_chans), *size)
-    tmp = out_path.with_name(f"{out_path.name}.{os.getpid()}.tmp")  # pid: parallel exports of one cache entry
-    with warnings.catch_warnings():
-        # torch warns that the TorchScript exporter is deprecated; the dynamo one needs onnxscript.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        with torch.no_grad():
-            torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
     metadata = onnx_metadata(meta, source=source, opset=opset, in_chans=int(model.in_chans), input_size=size)
-    proto = onnx.load(str(tmp))
-    del proto.metadata_props[:]
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-    proto.producer_name = "mien"
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, out_path)
-    sidecar_path(out_path).write_text(json.dumps(metadata, indent=2))
+
+    def write(tmp: Path) -> None:
+        with warnings.catch_warnings():
+            # torch warns that the TorchScript exporter is deprecated; the dynamo one needs onnxscript.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            with torch.no_grad():
+                torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
+                                  input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                  dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+        proto = onnx.load(str(tmp))
+        del proto.metadata_props[:]
+        for key, value in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, json.dumps(value)
+        proto.producer_name = "mien"
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+
+    # a per-process temporary name: parallel exports of one cache entry never share it
+    write_atomically(out_path, write)
+    write_atomically(sidecar_path(out_path), lambda tmp: tmp.write_text(json.dumps(metadata, indent=2)))
     return out_path
 
 

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import MienError
+from ..files import write_atomically
 from ..infer.results import FacePrediction
 
 # Only formats whose decoders are plain Pillow code. Pillow can open more (EPS runs Ghostscript,
@@ -124,10 +125,7 @@ def save_upload(data: bytes, image: DecodedImage, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     path = folder / f"{stamp}-{uuid.uuid4().hex}{_SUFFIX.get(image.format, '.img')}"
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)  # a reader of the folder never sees half a file
-    return path
+    return write_atomically(path, lambda tmp: tmp.write_bytes(data))  # readers never see half a file
 
 
 def _brief(exc: BaseException) -> str:

@@ -9,7 +9,6 @@ tensors and, in the sidecar, the optimizer's hyperparameters, the scheduler stat
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from ..files import write_atomically
 
 FORMAT = "mien-checkpoint/1"
 _MODEL, _OPTIM, _EMA = "model.", "optimizer.", "ema."
@@ -24,12 +24,6 @@ _MODEL, _OPTIM, _EMA = "model.", "optimizer.", "ema."
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def save_checkpoint(
@@ -64,8 +58,8 @@ def save_checkpoint(
     # The epoch is stored in both files so a kill between the two renames is detected on load.
     tag = {"epoch": str(meta.get("epoch", ""))}
     path = stem.with_suffix(".safetensors")
-    _atomic_write(path, lambda p: save_file(tensors, str(p), metadata=tag))
-    _atomic_write(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(meta, indent=2)))
+    write_atomically(path, lambda p: save_file(tensors, str(p), metadata=tag))
+    write_atomically(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(meta, indent=2)))
     return path
 
 

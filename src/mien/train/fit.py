@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..config import RunConfig, config_to_dict, load_config, save_config
+from ..config import RunConfig, config_to_dict, load_config, same_experiment, save_config
 from ..data.pipeline import DataSplits, as_batch, load_splits, normalization_from
 from ..errors import CheckpointError, ConfigError
+from ..files import write_atomically
 from . import distributed as ddp
 from .checkpoint import ema_state, model_state, optimizer_state, read_checkpoint, save_checkpoint
 from .finetune import apply_stage, hub_state, load_pretrained, param_groups
@@ -59,12 +60,13 @@ def _better(value: float, best: float | None, monitor: str) -> bool:
 
 def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
     # Rewritten whole each epoch so a resumed run never keeps rows of the lost epoch.
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
-        writer.writeheader()
-        writer.writerows(history)
-    tmp.replace(path)
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
+            writer.writeheader()
+            writer.writerows(history)
+
+    write_atomically(path, write)
 
 
 def _check_run_dir(cfg: RunConfig, run_dir: Path, *, resume: bool) -> None:
@@ -72,8 +74,9 @@ def _check_run_dir(cfg: RunConfig, run_dir: Path, *, resume: bool) -> None:
     if resume:
         if not (run_dir / "last.safetensors").is_file():
             raise CheckpointError(f"cannot resume: {run_dir} has no last.safetensors (was an epoch finished?)")
-        if config_to_dict(load_config(run_dir / "config.yaml")) != config_to_dict(cfg):
-            raise ConfigError(f"cannot resume {run_dir} with a different config; resume with its own config.yaml")
+        if not same_experiment(load_config(run_dir / "config.yaml"), cfg):
+            raise ConfigError(f"cannot resume {run_dir} with a different config (only train.threads may "
+                              "differ); resume with its own config.yaml")
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(f"run directory {run_dir} already holds a run; resume it (--resume) or choose another")
 
