@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import make_faces
 from mien.cli import _COMMANDS, build_parser, main
@@ -26,8 +27,13 @@ def test_train_then_evaluate(tmp_path, capsys):
     metrics = json.loads((run / "eval-test-flip" / "metrics.json").read_text())
     assert metrics["run"]["faces"] == "PrivateTest" and metrics["n"] == int((make_faces(280).usage == 2).sum())
     assert (run / "eval-test-flip" / "report.md").is_file()
-    # resuming a finished run trains nothing more and says so
+    assert main(["evaluate", str(run), "--split", "val", "--tta", "tencrop", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert json.loads((run / "eval-val-tencrop" / "metrics.json").read_text())["run"]["tta"] == "tencrop"
+    # resuming a finished run trains nothing more and says so, on another core count too
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert "nothing to resume" in capsys.readouterr().out
+    assert main(["train", "--resume", str(run), f"train.threads={torch.get_num_threads()}", "--no-progress"]) == 0
     assert "nothing to resume" in capsys.readouterr().out
 
 

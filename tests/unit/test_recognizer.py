@@ -113,7 +113,7 @@ def test_predict_faces_shape_and_errors(rec: Recognizer) -> None:
         rec.predict_faces(crops.astype(np.float32))
 
 
-@pytest.mark.parametrize("tta", ["none", "flip"])
+@pytest.mark.parametrize("tta", ["none", "flip", "tencrop"])
 def test_torch_and_onnx_backends_agree(cache: None, tta: str) -> None:
     crops = np.random.default_rng(3).integers(0, 256, (7, 48, 48), dtype=np.uint8)
     torch_probs = Recognizer(detector="none", tta=tta).predict_faces(crops)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..tta import TTA_MODES
 from . import example_epilog
 
 
@@ -23,7 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a training run directory (or a checkpoint file)")
     p.add_argument("--split", choices=("train", "val", "test"), default="test")
-    p.add_argument("--tta", choices=("none", "flip"), default="none", help="test-time augmentation")
+    p.add_argument("--tta", choices=TTA_MODES, default="none",
+                   help="test-time augmentation: flip averages 2 views, tencrop 10 (default: none)")
     p.add_argument("--out", type=Path, help="output directory (default: RUN_DIR/eval-SPLIT[-TTA])")
     p.add_argument("--data", type=Path, help="data source, if it moved since training")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Iterator, Sequence
 
+from ..tta import TTA_MODES
 from . import example_epilog
 
 if TYPE_CHECKING:
@@ -47,8 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-detect", action="store_true", help="each image is one already-aligned face")
     p.add_argument("--detector", choices=("mediapipe", "haar"), default="mediapipe")
     p.add_argument("--min-score", type=float, default=0.5, help="least detector confidence (default: 0.5)")
-    p.add_argument("--tta", choices=("auto", "none", "flip"), default="auto",
-                   help="test-time augmentation; auto: the one the model card was measured with")
+    p.add_argument("--tta", choices=("auto", *TTA_MODES), default="auto",
+                   help="test-time augmentation (flip: 2 views, tencrop: 10); auto: the one the model card "
+                        "was measured with")
     p.add_argument("--annotate", type=Path, metavar="OUT_DIR", help="write images/videos with boxes and labels here")
     p.add_argument("--every", type=int, default=1, metavar="N", help="video: process every Nth frame (default: 1)")
     p.add_argument("--smooth", type=int, default=5, metavar="K",

@@ -8,6 +8,7 @@ import socket
 import sys
 from pathlib import Path
 
+from ..tta import TTA_MODES
 from . import example_epilog
 
 
@@ -38,7 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     p.add_argument("--detector", choices=("mediapipe", "haar", "none"), default="mediapipe",
                    help="face detector; 'none' treats each image as one aligned face (default: mediapipe)")
-    p.add_argument("--tta", choices=("none", "flip"), default="none", help="test-time augmentation")
+    p.add_argument("--tta", choices=TTA_MODES, default="none",
+                   help="test-time augmentation: flip averages 2 views, tencrop 10 (default: none)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model (default: every core)")
     p.add_argument("--save-uploads", type=Path, metavar="DIR",
                    help="store each accepted image in DIR under a generated name (default: store nothing)")

@@ -22,6 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "mien train model.name=resnet_small train.epochs=30 optim.lr=1e-3 --out runs/res",
             "mien train data.train_limit=2000 train.epochs=1 --out runs/quick",
             "mien train --resume runs/baseline        # continue after an interruption",
+            "mien train --resume runs/baseline train.threads=1   # ... on one core",
             "torchrun --nproc-per-node 2 -m mien train --config configs/baseline.yaml --out runs/ddp",
         ),
     )
@@ -37,15 +38,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import load_config
+    from ..config import EXECUTION_ONLY, load_config
     from ..errors import ConfigError
     from ..train.fit import fit
 
     if args.resume is not None:
-        if args.config or args.overrides or args.out or args.device or args.precision:
+        allowed = tuple(f"{section}.{name}=" for section, name in EXECUTION_ONLY)
+        if (args.config or args.out or args.device or args.precision
+                or any(not o.startswith(allowed) for o in args.overrides)):
             raise ConfigError("--resume takes the run's own config.yaml; drop --config, --out, --device, "
-                              "--precision and overrides")
-        cfg = load_config(args.resume / "config.yaml")
+                              f"--precision and overrides other than {', '.join(a + 'N' for a in allowed)}")
+        cfg = load_config(args.resume / "config.yaml", args.overrides)
         run_dir = args.resume
     else:
         flags = [f"train.{k}={v}" for k, v in (("device", args.device), ("precision", args.precision)) if v]

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..tta import TTA_MODES
 
 if TYPE_CHECKING:
     import torch
 
 BACKENDS = ("torch", "onnx")
-TTA_MODES = ("none", "flip")
 
 
 @dataclass(frozen=True)

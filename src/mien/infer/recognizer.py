@@ -43,7 +43,8 @@ class Recognizer:
         detector: "mediapipe" (BlazeFace), "haar" (OpenCV cascade) or "none": each image is one
             already-aligned face (converted to gray and resized to the model input with INTER_AREA).
         device: "cpu" or "cuda" (torch backend only).
-        tta: "none", "flip" (average with the mirrored face) or "auto": the TTA a shipped model's
+        tta: "none", "flip" (average with the mirrored face), "tencrop" (ten crops and mirrors,
+            10x the model cost; see `mien.tta`) or "auto": the TTA a shipped model's
             card was measured with (its sidecar's `shipped.tta`, kept by `mien export`), "none" for
             other checkpoints.
         batch_size: faces per model call.

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.pipeline import Normalization, model_input
+from ..tta import TENCROP_FRACTION, TTA_MODES
 from .hardware import autocast
 
 
@@ -143,16 +144,39 @@ def train_one_epoch(
     return EpochStats(loss=total_loss.item() / seen, acc=total_correct.item() / seen, images=seen, seconds=seconds)
 
 
-TTA_MODES = ("none", "flip")
+def tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
+    """The test-time views of float (B, C, H, W) faces, each (B, C, H, W).
+
+    none: the face; flip: and its mirror; tencrop: the four corner crops and the centre crop of side
+    `TENCROP_FRACTION` (a zoom and shift inside the training augmentation's range), each scaled back to
+    (H, W), and their mirrors.
+    """
+    if tta == "none":
+        return [x]
+    if tta == "flip":
+        return [x, torch.flip(x, dims=(3,))]
+    if tta != "tencrop":
+        raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    h, w = x.shape[-2:]
+    # equal margins on both sides, so the centre crop is exactly centred (48 -> 44: 2 pixels a side)
+    mh, mw = (min(round(n * (1 - TENCROP_FRACTION) / 2), (n - 1) // 2) for n in (h, w))
+    ch, cw = h - 2 * mh, w - 2 * mw
+    tops, lefts = (0, mh, h - ch), (0, mw, w - cw)
+    corners = [(tops[0], lefts[0]), (tops[0], lefts[2]), (tops[2], lefts[0]), (tops[2], lefts[2]), (tops[1], lefts[1])]
+    views = []
+    for top, left in corners:
+        crop = F.interpolate(x[..., top:top + ch, left:left + cw], size=(h, w), mode="bilinear", align_corners=False)
+        views += [crop, torch.flip(crop, dims=(3,))]
+    return views
 
 
 def tta_probs(x: torch.Tensor, logits: Callable[[torch.Tensor], torch.Tensor], tta: str) -> torch.Tensor:
     """(B, C) float32 probabilities of float (B, 1, H, W) faces in [0, 1], averaged over the TTA views.
 
-    `logits` maps one view (still unnormalised) to raw logits; `tta="flip"` adds the mirror view.
+    `logits` maps one view (still unnormalised) to raw logits; `tta_views` says what each mode adds.
     Evaluation and inference both call this, so a model card's TTA accuracy is what users get.
     """
-    views = [x, torch.flip(x, dims=(3,))] if tta == "flip" else [x]
+    views = tta_views(x, tta)
     return sum(F.softmax(logits(view).float(), dim=1) for view in views) / len(views)
 
 
@@ -167,9 +191,9 @@ def predict_probs(
     tta: str = "none",
     progress: bool = False,
 ) -> torch.Tensor:
-    """(N, C) float32 class probabilities for (N, 1, H, W) uint8 faces; `tta="flip"` averages a mirror view."""
+    """(N, C) float32 class probabilities for (N, 1, H, W) uint8 faces, averaged over the `tta` views."""
     if tta not in TTA_MODES:
-        raise ValueError(f"tta must be 'none' or 'flip', got {tta!r}")
+        raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
     model.eval()
     device = next(model.parameters()).device
 

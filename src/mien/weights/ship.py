@@ -17,6 +17,9 @@ from typing import Any
 from ..errors import CheckpointError, DataError
 
 _DIR = Path(__file__).resolve().parent
+# What shipping chooses from on PublicTest. Not "tencrop": ten views cost 10x, which would take the
+# default below issue 9's speed floor, and on our shipped models it did not beat these on PublicTest
+# (docs/results/flagship.md, "Ten-crop TTA"). `mien predict --tta tencrop` still offers it.
 TTA_CHOICES = ("none", "flip")
 
 
