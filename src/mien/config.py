@@ -152,6 +152,23 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation: loss = (1 - alpha) * hard-label loss + alpha * T^2 * KL(teacher || student)."""
+
+    teacher: str = ""
+    """A shipped model or ensemble name ("ensemble"), a run directory or a checkpoint; empty: off.
+    It must predict the same classes as the student."""
+    alpha: float = 0.5
+    """Weight of the soft (teacher) term."""
+    temperature: float = 2.0
+    """Softening of both distributions in the soft term."""
+
+    def __post_init__(self) -> None:
+        require(0 < self.alpha <= 1, f"distill.alpha must lie in (0, 1], got {self.alpha}")
+        require(self.temperature > 0, f"distill.temperature must be > 0, got {self.temperature}")
+
+
+@dataclass(frozen=True)
 class OptimConfig:
     name: Literal["adam", "adamw", "sgd"] = "adamw"
     lr: float = 1e-3
@@ -231,6 +248,7 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -325,8 +343,12 @@ EXECUTION_ONLY: tuple[tuple[str, str], ...] = (("train", "threads"),)
 
 
 def experiment_dict(cfg: RunConfig | dict[str, Any]) -> dict[str, Any]:
-    """`config_to_dict(cfg)` (or a copy of such a dict) without the `EXECUTION_ONLY` fields."""
-    values = config_to_dict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+    """`config_to_dict(cfg)` without the `EXECUTION_ONLY` fields.
+
+    A dict (e.g. one stored by an older version) is read with `config_from_dict` first, so fields
+    added since then compare at their defaults.
+    """
+    values = config_to_dict(cfg if dataclasses.is_dataclass(cfg) else config_from_dict(cfg))
     for section, name in EXECUTION_ONLY:
         if isinstance(values.get(section), dict):
             values[section] = {k: v for k, v in values[section].items() if k != name}

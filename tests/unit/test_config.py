@@ -81,3 +81,8 @@ def test_same_experiment_ignores_only_where_a_run_executes():
     assert same_experiment(config_to_dict(cfg), apply_overrides(cfg, ["train.threads=1"]))
     for change in ("train.epochs=3", "train.seed=1", "train.precision=fp32", "data.split=kfold"):
         assert not same_experiment(cfg, apply_overrides(cfg, [change])), change
+    # a config stored before a section or field existed compares at that field's default
+    stored = config_to_dict(cfg)
+    del stored["distill"], stored["train"]["mixup_alpha"]
+    assert same_experiment(stored, cfg)
+    assert not same_experiment(stored, apply_overrides(cfg, ["train.mixup_alpha=0.2"]))

@@ -135,6 +135,17 @@ def fit(
         report = load_pretrained(model, ft.weights or None, state=hub_state(model) if ft.hub else None)
         if dist_info.main:
             log(f"mien: pretrained weights from {ft.weights or 'the hub'}: {report.summary()}")
+    distill = None
+    if cfg.distill.teacher:  # loaded before the data, so a bad teacher fails at once
+        from .distill import distill_loss, load_teacher
+
+        teacher = load_teacher(cfg.distill.teacher, class_names=cfg.data.classes, device=device, precision=precision,
+                               channels_last=tc.channels_last)
+        temperature = cfg.distill.temperature
+        distill = lambda x, logits: distill_loss(logits, teacher.log_probs(x), temperature=temperature)  # noqa: E731
+        if dist_info.main:
+            log(f"mien: distilling from {teacher.source} ({len(teacher.members)} network(s)), "
+                f"alpha {cfg.distill.alpha:g}, temperature {temperature:g}")
     splits = splits if splits is not None else load_splits(cfg.data, seed=tc.seed)
     names = splits.names
     if tuple(names) != tuple(cfg.data.classes):
@@ -218,6 +229,7 @@ def fit(
                                 criterion=criterion, inputs=inputs, precision=precision,
                                 scheduler=scheduler if per_step else None, augment=augment, mix=mix,
                                 after_step=(lambda: ema.update_parameters(raw_model)) if ema is not None else None,
+                                distill=distill, distill_alpha=cfg.distill.alpha,
                                 grad_clip=tc.grad_clip, progress=progress and dist_info.main,
                                 desc=f"epoch {epoch + 1}/{tc.epochs}")
         sums = ddp.all_reduce_sum(torch.tensor([stats.loss * stats.images, stats.acc * stats.images,

@@ -85,6 +85,8 @@ def train_one_epoch(
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     mix: Mixer | None = None,
     after_step: Callable[[], None] | None = None,
+    distill: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    distill_alpha: float = 0.0,
     grad_clip: float = 0.0,
     progress: bool = False,
     desc: str = "train",
@@ -94,6 +96,9 @@ def train_one_epoch(
     `mix` (e.g. mixup) maps an augmented batch and its labels to (mixed batch, labels a, labels b,
     lam); the loss is then lam * loss(a) + (1 - lam) * loss(b), and accuracy counts the dominant
     label. `after_step` runs after every optimizer step (e.g. a weight-average update).
+    `distill` maps (the batch as the model sees it before `inputs`, float in [0, 1]; the model's
+    logits) to a soft loss (e.g. `mien.train.distill`); the loss is then
+    (1 - distill_alpha) * hard loss + distill_alpha * soft loss.
 
     Args:
         images: (N, 1, H, W) uint8 on the training device.
@@ -123,6 +128,8 @@ def train_one_epoch(
                 loss = criterion(logits.float(), y)
                 if lam < 1.0:
                     loss = lam * loss + (1 - lam) * criterion(logits.float(), y_b)
+                if distill is not None:
+                    loss = (1 - distill_alpha) * loss + distill_alpha * distill(x, logits)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip > 0:

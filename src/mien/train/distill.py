@@ -1,0 +1,80 @@
+"""Knowledge distillation (Hinton et al., 2015): a fixed teacher's softened probabilities as extra targets.
+
+The teacher is any model source inference takes: a shipped model or ensemble name, a run directory
+or a checkpoint. It sees the student's own augmented (and mixed) batch, each member through its
+own normalisation and input size, so its targets always describe the image the student is shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .hardware import autocast
+from .loop import InputSpec
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """Frozen member networks (eval mode) whose probabilities are averaged, as a shipped ensemble's are."""
+
+    members: tuple[tuple[nn.Module, InputSpec], ...]
+    class_names: tuple[str, ...]
+    source: Path
+    precision: str = "fp32"
+
+    @torch.no_grad()
+    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C) float32 log mean member probabilities of float (B, 1, H, W) faces in [0, 1]."""
+        total = None
+        for model, inputs in self.members:
+            with autocast(x.device, self.precision):
+                p = F.softmax(model(inputs(x)).float(), dim=1)
+            total = p if total is None else total + p
+        assert total is not None  # load_teacher never builds a teacher without members
+        return (total / len(self.members)).clamp_min(1e-8).log()
+
+
+def load_teacher(source: str, *, class_names: Sequence[str], device: torch.device, precision: str = "fp32",
+                 channels_last: bool = True) -> Teacher:
+    """Load `source` (shipped model/ensemble name, run directory or checkpoint) as a frozen teacher.
+
+    Raises:
+        ConfigError: the teacher predicts other classes than the student (names and order must match).
+        ModelError / CheckpointError: `source` names no model.
+    """
+    from ..data.pipeline import Normalization
+    from ..weights import resolve_model_source
+    from ..weights.ensemble import is_ensemble_manifest, read_ensemble
+    from .checkpoint import load_model
+
+    path = resolve_model_source(source, allow_ensemble=True)
+    paths = read_ensemble(path).members if is_ensemble_manifest(path) else (path,)
+    members = []
+    for member in paths:
+        model, meta = load_model(member, device=device)
+        if tuple(meta["class_names"]) != tuple(class_names):
+            raise ConfigError(f"distill.teacher {source!r} ({member.name}) predicts {meta['class_names']}, the "
+                              f"student {list(class_names)}; distil from a teacher with the same classes")
+        model.requires_grad_(False)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        members.append((model, InputSpec.for_model(model, Normalization(**meta["normalization"]),
+                                                   channels_last=channels_last)))
+    return Teacher(tuple(members), tuple(class_names), path, precision)
+
+
+def distill_loss(student_logits: torch.Tensor, teacher_log_probs: torch.Tensor, *, temperature: float) -> torch.Tensor:
+    """T^2 * KL(teacher || student), both softened by `temperature`, averaged over the batch.
+
+    The T^2 factor keeps the soft term's gradients on the scale of the hard loss's as T changes.
+    """
+    soft_targets = F.softmax(teacher_log_probs / temperature, dim=1)
+    log_student = F.log_softmax(student_logits.float() / temperature, dim=1)
+    return F.kl_div(log_student, soft_targets, reduction="batchmean") * temperature ** 2
