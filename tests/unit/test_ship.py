@@ -44,7 +44,17 @@ def test_ship_writes_weights_sidecar_and_card_from_measured_numbers(run, tmp_pat
     card = (tmp_path / "tiny.md").read_text()
     assert f"Accuracy **{100 * shipped['test_accuracy']:.2f} %**" in card
     assert "mien train tiny.yaml" in card and "| disgust |" in card and "| jpeg | strong |" in card
-    assert "Known limits and biases" in card
+    assert "Known limits and biases" in card and "Distilled from" not in card
+
+
+def test_a_distilled_students_card_names_its_teacher(run, tmp_path):
+    npz = save_npz(make_faces(280), tmp_path / "faces.npz")
+    student = tmp_path / "student"
+    assert main(["train", *TINY, f"data.source={npz}", f"distill.teacher={run}", "distill.alpha=0.7",
+                 "--out", str(student), "--no-progress"]) == 0
+    ship_run(student, name="pupil", command="mien train pupil.yaml", out_dir=tmp_path)
+    card = (tmp_path / "pupil.md").read_text()
+    assert f"**Distilled from**: `{run}` (soft-target weight 0.7, temperature 2)" in card
 
 
 def test_recognizer_uses_the_cards_tta_unless_told_otherwise(run, tmp_path):

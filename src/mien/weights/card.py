@@ -46,12 +46,22 @@ def render_card(*, meta: dict[str, Any], shipped: dict[str, Any], test: dict[str
         f"(epoch {shipped['epoch']}) and the test-time augmentation (`{shipped['tta']}`) were chosen on "
         f"PublicTest; PrivateTest ({test['n']} faces) was evaluated once with that choice.",
         f"- **Training command**: `{shipped['command']}`",
+        *_distill_lines(meta),
         f"- **Hardware and time**: {_hardware_line(shipped['hardware'])}; "
         f"{shipped['training_minutes']:.1f} minutes of training.",
         "",
         *_results_sections(shipped, test, limits),
     ]
     return "\n".join(lines)
+
+
+def _distill_lines(meta: dict[str, Any]) -> list[str]:
+    distill = meta.get("config", {}).get("distill", {})
+    if not distill.get("teacher"):
+        return []
+    return [f"- **Distilled from**: `{distill['teacher']}` (soft-target weight {distill['alpha']:g}, temperature "
+            f"{distill['temperature']:g}). While distilling, the teacher sees Training images only, and its own "
+            "selection used PublicTest, so PrivateTest stays unseen."]
 
 
 def render_ensemble_card(*, shipped: dict[str, Any], test: dict[str, Any], members: list[dict[str, Any]],
