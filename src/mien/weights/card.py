@@ -60,8 +60,7 @@ def _distill_lines(meta: dict[str, Any]) -> list[str]:
     if not distill.get("teacher"):
         return []
     return [f"- **Distilled from**: `{distill['teacher']}` (soft-target weight {distill['alpha']:g}, temperature "
-            f"{distill['temperature']:g}). While distilling, the teacher sees Training images only, and its own "
-            "selection used PublicTest, so PrivateTest stays unseen."]
+            f"{distill['temperature']:g}); while distilling, the teacher sees Training images only."]
 
 
 def render_ensemble_card(*, shipped: dict[str, Any], test: dict[str, Any], members: list[dict[str, Any]],
