@@ -32,13 +32,13 @@ class Teacher:
     @torch.no_grad()
     def log_probs(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C) float32 log mean member probabilities of float (B, 1, H, W) faces in [0, 1]."""
-        total = None
-        for model, inputs in self.members:
+        from ..weights.ensemble import mean_probs
+
+        def member_probs(model: nn.Module, inputs: InputSpec) -> torch.Tensor:
             with autocast(x.device, self.precision):
-                p = F.softmax(model(inputs(x)).float(), dim=1)
-            total = p if total is None else total + p
-        assert total is not None  # load_teacher never builds a teacher without members
-        return (total / len(self.members)).clamp_min(1e-8).log()
+                return F.softmax(model(inputs(x)).float(), dim=1)
+
+        return mean_probs(member_probs(m, i) for m, i in self.members).clamp_min(1e-8).log()
 
 
 def load_teacher(source: str, *, class_names: Sequence[str], device: torch.device, precision: str = "fp32",
