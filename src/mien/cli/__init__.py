@@ -8,6 +8,7 @@ Each subcommand module exposes `add_parser(subparsers)`, which registers its par
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from typing import Sequence
@@ -15,7 +16,7 @@ from typing import Sequence
 from ..errors import MienError
 
 # Subcommand modules, in the order `mien --help` lists them.
-_COMMANDS = ("predict", "explain", "export", "data", "train", "evaluate", "compare", "tune", "serve")
+_COMMANDS = ("predict", "explain", "export", "models", "data", "train", "evaluate", "compare", "tune", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,10 +48,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             if not args.debug:
                 warnings.showwarning = _show_warning
-            return int(args.handler(args) or 0)
+            code = int(args.handler(args) or 0)
+            sys.stdout.flush()  # here, so a closed pipe surfaces below rather than at interpreter exit
+            return code
     except KeyboardInterrupt:
         print("mien: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader closed the pipe (`mien predict ... | head`): stop quietly
+        # Point stdout at /dev/null so the interpreter's final flush cannot raise it again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer the pipe stopped
     except Exception as exc:  # the CLI boundary: one clear line instead of a traceback
         if args.debug:
             raise

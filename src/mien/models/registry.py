@@ -8,6 +8,7 @@ submodule path) and its native `input_size` and `in_chans`.
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from torch import nn
@@ -60,3 +61,29 @@ def model_from_spec(spec: dict[str, Any]) -> nn.Module:
 def gradcam_target(model: nn.Module) -> nn.Module:
     """The submodule named by the model's `gradcam_layer`."""
     return model.get_submodule(model.gradcam_layer)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered architecture at its default arguments: what `mien models --architectures` lists."""
+
+    name: str
+    summary: str  # the first paragraph of its builder's docstring, on one line
+    in_chans: int
+    input_size: tuple[int, int]
+    params: int
+    gradcam_layer: str
+
+
+def describe_model(name: str) -> ModelInfo:
+    """Build registered model `name` with its defaults (7 classes, 1 channel) and describe it.
+
+    Raises:
+        ModelError: no model is registered under `name`.
+    """
+    model = create_model(name)
+    doc = inspect.getdoc(_BUILDERS[name]) or ""
+    summary = " ".join(doc.split("\n\n")[0].split())
+    return ModelInfo(name=name, summary=summary, in_chans=int(model.in_chans),
+                     input_size=tuple(model.input_size), params=sum(p.numel() for p in model.parameters()),
+                     gradcam_layer=str(model.gradcam_layer))

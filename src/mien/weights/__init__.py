@@ -17,9 +17,11 @@ from ..errors import CheckpointError, ModelError
 _DIR = Path(__file__).resolve().parent
 
 
-def list_shipped() -> list[str]:
-    """Names of the shipped models: every stem with both a .safetensors and a .json file here."""
-    return sorted(p.stem for p in _DIR.glob("*.safetensors") if p.with_suffix(".json").is_file())
+def list_shipped(folder: str | Path | None = None) -> list[str]:
+    """Names of the shipped models: every stem with both a .safetensors and a .json file in `folder`
+    (default: the package's weights folder)."""
+    base = Path(folder) if folder is not None else _DIR
+    return sorted(p.stem for p in base.glob("*.safetensors") if p.with_suffix(".json").is_file())
 
 
 def shipped_path(name: str) -> Path:
