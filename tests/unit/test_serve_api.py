@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 import threading
 from pathlib import Path
@@ -20,6 +21,7 @@ from mien.errors import ConfigError
 from mien.infer.results import FacePrediction, ImageResult
 from mien.labels import EMOTIONS
 from mien.serve import ServeSettings, create_app
+from mien.weights.catalog import shipped_catalog
 
 PROBS = dict(zip(EMOTIONS, (0.05, 0.02, 0.08, 0.1, 0.05, 0.6, 0.1)))  # "surprise" on top
 
@@ -217,7 +219,9 @@ def test_batch_error_paths() -> None:
 def test_models_healthz_and_docs(api: TestClient) -> None:
     models = api.get("/v1/models").json()
     assert models["active"] == "fake" and models["class_names"] == list(EMOTIONS)
-    assert "default" in models["shipped"]
+    assert "default" in models["shipped"] and "ensemble" in models["ensembles"]
+    expected = [{k: v for k, v in m.to_dict().items() if k != "card"} for m in shipped_catalog()]
+    assert models["catalog"] == json.loads(json.dumps(expected))
     assert api.get("/healthz").json() == {"status": "ok", "model": "fake", "pending": 0}
     docs = api.get("/docs")
     assert docs.status_code == 200

@@ -31,7 +31,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..infer.results import FacePrediction, ImageResult
 from .multipart import Part, parse_multipart
-from .schemas import BatchItem, BatchResponse, ErrorOut, FaceOut, Health, ImageInfo, ModelsResponse, PredictResponse
+from .schemas import (BatchItem, BatchResponse, ErrorOut, FaceOut, Health, ImageInfo, ModelsResponse, PredictResponse,
+                      ShippedModelOut)
 from .settings import ServeSettings
 from .uploads import DecodedImage, UploadError, decode_upload, save_upload, to_original
 
@@ -161,14 +162,17 @@ def _add_api_routes(app: FastAPI, svc: _Service) -> None:
 
     @app.get("/v1/models", response_model=ModelsResponse, summary="The model in use and the shipped ones")
     async def models() -> ModelsResponse:
-        from ..weights import list_shipped
-        from ..weights.ensemble import list_ensembles
+        from ..weights.catalog import shipped_catalog
 
+        catalog = shipped_catalog()
         backend = getattr(svc.recognizer, "backend", None)
         return ModelsResponse(active=svc.model, backend=getattr(backend, "name", None),
                               detector=getattr(svc.recognizer, "detector_name", None),
-                              class_names=list(svc.recognizer.class_names), shipped=list_shipped(),
-                              ensembles=list_ensembles())
+                              class_names=list(svc.recognizer.class_names),
+                              shipped=[m.name for m in catalog if m.kind == "model"],
+                              ensembles=[m.name for m in catalog if m.kind == "ensemble"],
+                              catalog=[ShippedModelOut(**{k: v for k, v in m.to_dict().items() if k != "card"})
+                                       for m in catalog])
 
     @app.get("/healthz", response_model=Health, summary="Liveness: the model is loaded and the service answers")
     async def healthz() -> Health:

@@ -47,6 +47,19 @@ class BatchResponse(BaseModel):
     time_ms: float
 
 
+class ShippedModelOut(BaseModel):
+    name: str
+    kind: Literal["model", "ensemble"]
+    architecture: str = Field(description="registered architecture and its arguments, or 'mean of A + B'")
+    members: list[str]
+    params: int
+    size_mb: float
+    tta: str = Field(description="the test-time augmentation the model runs with (chosen on PublicTest)")
+    val_accuracy: float | None = Field(description="PublicTest accuracy stated by the model card, 0-1")
+    test_accuracy: float | None = Field(description="PrivateTest accuracy stated by the model card, 0-1")
+    test_macro_f1: float | None
+
+
 class ModelsResponse(BaseModel):
     active: str = Field(description="the model every request uses (chosen when the service starts)")
     backend: str | None
@@ -55,6 +68,8 @@ class ModelsResponse(BaseModel):
     shipped: list[str] = Field(description="models shipped with mien (start `mien serve --model NAME` to use one)")
     ensembles: list[str] = Field(default_factory=list,
                                  description="shipped ensembles, averaging several shipped models (`--model NAME`)")
+    catalog: list[ShippedModelOut] = Field(default_factory=list,
+                                           description="every shipped model and ensemble, as `mien models` lists them")
 
 
 class Health(BaseModel):
