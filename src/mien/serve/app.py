@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -162,9 +163,7 @@ def _add_api_routes(app: FastAPI, svc: _Service) -> None:
 
     @app.get("/v1/models", response_model=ModelsResponse, summary="The model in use and the shipped ones")
     async def models() -> ModelsResponse:
-        from ..weights.catalog import shipped_catalog
-
-        catalog = shipped_catalog()
+        catalog = _catalog()
         backend = getattr(svc.recognizer, "backend", None)
         return ModelsResponse(active=svc.model, backend=getattr(backend, "name", None),
                               detector=getattr(svc.recognizer, "detector_name", None),
@@ -329,6 +328,14 @@ def _face(face: FacePrediction) -> FaceOut:
 
 def _info(image: DecodedImage) -> ImageInfo:
     return ImageInfo(width=image.width, height=image.height, downscaled=image.downscaled)
+
+
+@functools.cache
+def _catalog() -> tuple:
+    """The shipped catalog, read once per process: the package's weights do not change while it runs."""
+    from ..weights.catalog import shipped_catalog
+
+    return tuple(shipped_catalog())
 
 
 def _ms(started: float) -> float:
