@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from mien.compare.speed import count_macs, count_params
-from mien.models import create_model, list_models
+from mien.compare.speed import count_macs
+from mien.models import count_params, create_model, list_models
 
 # Where each architecture comes from (reports in ../shared/reports/).
 SOURCES = {

@@ -187,10 +187,11 @@ def score_run(
     from ..data.pipeline import Normalization, as_batch
     from ..evaluate.metrics import classification_metrics
     from ..evaluate.report import read_metrics_csv
+    from ..models import count_params
     from ..train.checkpoint import load_model
     from ..train.hardware import resolve_device, resolve_precision
     from ..train.loop import InputSpec, predict_probs
-    from .speed import count_macs, count_params, measure_speed
+    from .speed import count_macs, measure_speed
 
     run_dir = Path(run_dir)
     device = resolve_device(cfg.train.device)

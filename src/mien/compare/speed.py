@@ -23,11 +23,6 @@ def native_input(model: nn.Module, batch: int = 1) -> torch.Tensor:
     return torch.zeros(batch, int(model.in_chans), int(h), int(w))
 
 
-def count_params(model: nn.Module, *, trainable_only: bool = False) -> int:
-    """Number of parameters (all, or only those with requires_grad)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
 @torch.no_grad()
 def count_macs(model: nn.Module) -> int:
     """Multiply-accumulates of one forward pass of one image at the model's native input size."""

@@ -75,6 +75,11 @@ class ModelInfo:
     gradcam_layer: str
 
 
+def count_params(model: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of parameters (all, or only those with requires_grad)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
 def describe_model(name: str) -> ModelInfo:
     """Build registered model `name` with its defaults (7 classes, 1 channel) and describe it.
 
@@ -85,5 +90,5 @@ def describe_model(name: str) -> ModelInfo:
     doc = inspect.getdoc(_BUILDERS[name]) or ""
     summary = " ".join(doc.split("\n\n")[0].split())
     return ModelInfo(name=name, summary=summary, in_chans=int(model.in_chans),
-                     input_size=tuple(model.input_size), params=sum(p.numel() for p in model.parameters()),
+                     input_size=tuple(model.input_size), params=count_params(model),
                      gradcam_layer=str(model.gradcam_layer))

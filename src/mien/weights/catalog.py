@@ -78,9 +78,9 @@ def _ensemble(base: Path, name: str, singles: dict[str, ShippedModel]) -> Shippe
 
 def _count_params(spec: dict[str, Any]) -> int:
     """Parameters of the network the sidecar describes (built, not loaded: the weights are not read)."""
-    from ..models import model_from_spec
+    from ..models import count_params, model_from_spec
 
-    return sum(p.numel() for p in model_from_spec(spec).parameters())
+    return count_params(model_from_spec(spec))
 
 
 def _card(base: Path, name: str) -> Path | None:
