@@ -28,6 +28,7 @@ def main() -> int:
     from mien.train.checkpoint import load_model
     from mien.train.hardware import cpu_model
     from mien.weights import resolve_model_source, shipped_tta
+    from mien.weights.ship import SHIPPED_PRECISION
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default", help="shipped name, run directory or checkpoint")
@@ -44,8 +45,9 @@ def main() -> int:
     test = faces.usage == PRIVATE_TEST
     images, labels = faces.images[test], faces.labels[test]
     start = time.perf_counter()
-    rows = robustness_table(lambda x: checkpoint_probs(model, meta, x, tta=tta), images, labels,
-                            generator=np.random.default_rng(args.seed))
+    # fp32, as the cards measure it
+    rows = robustness_table(lambda x: checkpoint_probs(model, meta, x, tta=tta, precision=SHIPPED_PRECISION),
+                            images, labels, generator=np.random.default_rng(args.seed))
     seconds = time.perf_counter() - start
     print(f"# robustness of {args.model} ({meta['model']['name']}, tta={tta}) on PrivateTest "
           f"({len(labels)} faces); CPU: {cpu_model()}; {seconds:.0f} s")

@@ -12,6 +12,7 @@ from mien.labels import USAGES
 from mien.train.checkpoint import load_model
 from mien.weights import list_shipped, shipped_path
 from mien.weights.ensemble import SUFFIX, ensemble_probs, list_ensembles, read_ensemble
+from mien.weights.ship import SHIPPED_PRECISION
 
 pytestmark = pytest.mark.data
 
@@ -36,7 +37,7 @@ def test_shipped_model_matches_its_card_on_private_test(name: str, private_test)
     model, meta = load_model(shipped_path(name))
     shipped = meta["shipped"]
     assert shipped["test_n"] == len(labels) == 3588
-    probs = checkpoint_probs(model, meta, images, tta=shipped["tta"])
+    probs = checkpoint_probs(model, meta, images, tta=shipped["tta"], precision=SHIPPED_PRECISION)
     accuracy = float((probs.argmax(1) == labels).mean())
     assert abs(100 * (accuracy - shipped["test_accuracy"])) <= 0.2, (name, accuracy, shipped["test_accuracy"])
 

@@ -2,7 +2,9 @@
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
 from conftest import make_faces
 from mien.cli import main
@@ -13,7 +15,8 @@ from mien.evaluate.run import evaluate_run
 from mien.export import export_onnx
 from mien.infer import Recognizer
 from mien.weights import checkpoint_tta, resolve_model_source
-from mien.weights.ship import TTA_CHOICES, ship_run
+from mien.weights.ensemble import SUFFIX, write_manifest
+from mien.weights.ship import SHIPPED_PRECISION, TTA_CHOICES, rename_shipped, ship_run
 
 TINY = ["model.name=resnet_small", "model.kwargs.widths=[8,8,16,16]", "model.kwargs.blocks=[1,1,1,1]",
         "train.batch_size=32", "train.epochs=2"]
@@ -80,3 +83,47 @@ def test_ship_refuses_runs_it_cannot_describe(run, tmp_path):
                  "--out", str(strat), "--no-progress"]) == 0
     with pytest.raises(DataError, match="official FER2013 split"):
         ship_run(strat, name="x", command="x", out_dir=tmp_path)
+
+
+def test_rename_hands_the_name_over_and_regenerates_the_card(run, tmp_path):
+    ship_run(run, name="tiny", command="mien train tiny.yaml", out_dir=tmp_path, title="a tiny net")
+    before = json.loads((tmp_path / "tiny.json").read_text())["shipped"]
+    target = rename_shipped("tiny", "small", folder=tmp_path)
+    assert target == tmp_path / "small.safetensors"
+    assert not any((tmp_path / f"tiny{ext}").exists() for ext in (".safetensors", ".json", ".md"))
+    after = json.loads((tmp_path / "small.json").read_text())["shipped"]
+    assert after["name"] == "small" and after["tta"] == before["tta"]
+    assert after["test_accuracy"] == pytest.approx(before["test_accuracy"], abs=0.002)
+    assert after["robustness"] == before["robustness"] and after["command"] == before["command"]
+    card = (tmp_path / "small.md").read_text()
+    assert card.startswith("# Model card: `small` (a tiny net)")
+    assert f"Accuracy **{100 * after['test_accuracy']:.2f} %**" in card and "--model small`" in card
+    assert Recognizer(target, detector="none").backend.tta == before["tta"]
+
+
+def test_rename_refuses_to_break_an_ensemble_or_overwrite(run, tmp_path):
+    ship_run(run, name="tiny", command="x", out_dir=tmp_path)
+    ship_run(run, name="other", command="x", out_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="already names"):
+        rename_shipped("tiny", "other", folder=tmp_path)
+    with pytest.raises(CheckpointError, match="no shipped model named 'nope'"):
+        rename_shipped("nope", "x", folder=tmp_path)
+    names = json.loads((tmp_path / "tiny.json").read_text())["class_names"]
+    write_manifest(tmp_path / f"duo{SUFFIX}", members=["tiny", "other"], class_names=names,
+                   shipped={"name": "duo", "tta": "none"})
+    with pytest.raises(CheckpointError, match=f"member of duo{SUFFIX}"):
+        rename_shipped("tiny", "renamed", folder=tmp_path)
+    assert (tmp_path / "tiny.safetensors").is_file() and not (tmp_path / "renamed.json").exists()
+
+
+def test_shipping_measures_in_fp32_whatever_the_cpu(run):
+    from mien.evaluate.run import checkpoint_probs
+    from mien.train.checkpoint import load_model
+
+    assert SHIPPED_PRECISION == "fp32"
+    model, meta = load_model(resolve_model_source(run))
+    faces = make_faces(20, seed=5).images
+    mean, std = meta["normalization"]["mean"], meta["normalization"]["std"]
+    with torch.inference_mode():
+        plain = model((torch.from_numpy(faces).unsqueeze(1).float() / 255 - mean) / std).softmax(1).numpy()
+    np.testing.assert_allclose(checkpoint_probs(model, meta, faces, precision="fp32"), plain, atol=1e-5)

@@ -65,11 +65,14 @@ def evaluate_run(
 
 
 def checkpoint_probs(model: Any, meta: dict[str, Any], images: Any, *, tta: str = "none", device: Any = "cpu",
-                     batch_size: int = 512, channels_last: bool = True, progress: bool = False) -> Any:
+                     batch_size: int = 512, channels_last: bool = True, progress: bool = False,
+                     precision: str = "auto") -> Any:
     """(N, C) float32 numpy probabilities of a loaded checkpoint (`load_model`) on (N, H, W) uint8 faces.
 
-    Uses the checkpoint's own normalisation and the machine's precision (`resolve_precision("auto")`),
-    exactly as `evaluate_run` does, so a figure computed here matches the evaluation report.
+    Uses the checkpoint's own normalisation and, by default, the machine's precision
+    (`resolve_precision("auto")`), exactly as `evaluate_run` does, so a figure computed here matches
+    the evaluation report. Shipping passes `precision="fp32"`: what the inference backends run, on
+    every CPU alike (bf16 on an AMX machine flips a few predictions against fp32 elsewhere).
     """
     import torch
 
@@ -81,5 +84,5 @@ def checkpoint_probs(model: Any, meta: dict[str, Any], images: Any, *, tta: str 
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     inputs = InputSpec.for_model(model, Normalization(**meta["normalization"]), channels_last=channels_last)
-    return predict_probs(model, as_batch(images, dev), inputs=inputs, precision=resolve_precision("auto", dev),
+    return predict_probs(model, as_batch(images, dev), inputs=inputs, precision=resolve_precision(precision, dev),
                          batch_size=batch_size, tta=tta, progress=progress).cpu().numpy()

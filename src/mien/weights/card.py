@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_FER_LIMITS = """\
+FER_LIMITS = """\
 - **FER2013 itself**: labels are noisy (human agreement on FER2013 is estimated near 65 %); faces
   come from web image search, so they are mostly posed or semi-posed, skewed towards adults and
   lighter skin tones, and under-represent children, older people and non-frontal poses.
@@ -127,6 +127,6 @@ def _results_sections(shipped: dict[str, Any], test: dict[str, Any], limits: str
         "## Known limits and biases",
         "",
         *([limits.rstrip()] if limits else []),
-        _FER_LIMITS,
+        FER_LIMITS,
         "",
     ]

@@ -90,14 +90,15 @@ def write_manifest(path: Path, *, members: list[str], class_names: list[str], sh
 def ensemble_probs(ensemble: Ensemble, images: Any, *, tta: str | None = None) -> Any:
     """(N, C) mean member probabilities on (N, H, W) uint8 faces, exactly as `ship_ensemble` measures.
 
-    Each member runs with its own normalisation and input size, and with the ensemble's TTA
+    Each member runs with its own normalisation and input size, in fp32, and with the ensemble's TTA
     (or `tta`, when given).
     """
     from ..evaluate.run import checkpoint_probs
     from ..train.checkpoint import load_model
+    from .ship import SHIPPED_PRECISION
 
-    return mean_probs(checkpoint_probs(*load_model(member), images, tta=tta or ensemble.tta)
-                      for member in ensemble.members)
+    return mean_probs(checkpoint_probs(*load_model(member), images, tta=tta or ensemble.tta,
+                                       precision=SHIPPED_PRECISION) for member in ensemble.members)
 
 
 def mean_probs(member_probs: Iterable[Any]) -> Any:

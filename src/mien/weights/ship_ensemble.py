@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import CheckpointError, DataError
 from .ensemble import SUFFIX, mean_probs, read_ensemble, write_manifest
-from .ship import TTA_CHOICES
+from .ship import SHIPPED_PRECISION, TTA_CHOICES
 
 _DIR = Path(__file__).resolve().parent
 
@@ -77,7 +77,8 @@ def ship_ensemble(candidates: list[str], *, name: str, folder: str | Path | None
     models = {c: load_model(folder / f"{c}.safetensors") for c in candidates}
 
     def probs(members: list[str], images: np.ndarray, tta: str) -> np.ndarray:
-        return mean_probs(checkpoint_probs(*models[m], images, tta=tta) for m in members)
+        return mean_probs(checkpoint_probs(*models[m], images, tta=tta, precision=SHIPPED_PRECISION)
+                          for m in members)
 
     # Selection on PublicTest only.
     val = {tta: {c: probs([c], splits.val.images, tta) for c in candidates} for tta in TTA_CHOICES}
