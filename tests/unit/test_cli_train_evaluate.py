@@ -30,6 +30,12 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert main(["evaluate", str(run), "--split", "val", "--tta", "tencrop", "--no-progress"]) == 0
     capsys.readouterr()
     assert json.loads((run / "eval-val-tencrop" / "metrics.json").read_text())["run"]["tta"] == "tencrop"
+    # --precision fp32 (what model cards use) whatever the CPU; bf16 where asked
+    for precision in ("fp32", "bf16"):
+        out_dir = run / f"eval-{precision}"
+        assert main(["evaluate", str(run), "--precision", precision, "--out", str(out_dir), "--no-progress"]) == 0
+        assert json.loads((out_dir / "metrics.json").read_text())["run"]["hardware"]["precision"] == precision
+    capsys.readouterr()
     # resuming a finished run trains nothing more and says so, on another core count too
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     assert "nothing to resume" in capsys.readouterr().out

@@ -109,6 +109,7 @@ def test_ensemble_probs_reproduce_the_card_and_average_the_members(shipped):
     from mien.data.sources import load_source
     from mien.evaluate.run import checkpoint_probs
     from mien.train.checkpoint import load_model
+    from mien.weights.ship import SHIPPED_PRECISION
 
     folder, manifest, npz = shipped
     ens = read_ensemble(manifest)
@@ -116,7 +117,8 @@ def test_ensemble_probs_reproduce_the_card_and_average_the_members(shipped):
     test = faces.usage == 2
     probs = ensemble_probs(ens, faces.images[test])
     assert float((probs.argmax(1) == faces.labels[test]).mean()) == pytest.approx(ens.shipped["test_accuracy"])
-    members = [checkpoint_probs(*load_model(p), faces.images[test], tta=ens.tta) for p in ens.members]
+    members = [checkpoint_probs(*load_model(p), faces.images[test], tta=ens.tta, precision=SHIPPED_PRECISION)
+               for p in ens.members]
     np.testing.assert_allclose(probs, np.mean(members, axis=0), atol=1e-6)
 
 

@@ -39,7 +39,8 @@ def test_ship_writes_weights_sidecar_and_card_from_measured_numbers(run, tmp_pat
     assert "optimizer" not in meta and shipped["name"] == "tiny" and shipped["tta"] in TTA_CHOICES
     # the TTA is the val-best one, and the test figure is what a plain evaluation with it reports
     assert shipped["val_accuracy"] == max(shipped["val_accuracy_by_tta"].values())
-    report = evaluate_run(run, split="test", tta=shipped["tta"], out_dir=tmp_path / "eval", progress=False)
+    report = evaluate_run(run, split="test", tta=shipped["tta"], out_dir=tmp_path / "eval", progress=False,
+                          precision=SHIPPED_PRECISION)
     assert shipped["test_accuracy"] == pytest.approx(report["accuracy"])
     assert shipped["test_n"] == int((make_faces(280).usage == 2).sum())
     assert len(shipped["robustness"]) == 1 + 2 * len(CORRUPTIONS)

@@ -30,6 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, help="data source, if it moved since training")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="auto: bf16 on CUDA and CPUs with bf16 units (AMX), else fp32; model cards use fp32")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)
 
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate.run import evaluate_run
 
     metrics = evaluate_run(args.run_dir, split=args.split, tta=args.tta, out_dir=args.out, source=args.data,
-                           which=args.checkpoint, device=args.device, progress=not args.no_progress)
+                           which=args.checkpoint, device=args.device, precision=args.precision,
+                           progress=not args.no_progress)
     print(f"accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['f1']['macro']:.4f}  "
           f"weighted F1 {metrics['f1']['weighted']:.4f}  on {metrics['n']} faces")
     print(f"report: {metrics['run']['report']}")

@@ -20,12 +20,14 @@ def evaluate_run(
     source: str | Path | None = None,
     which: str = "best",
     device: str = "auto",
+    precision: str = "auto",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Rebuild the run's data split and model, predict, and write report.md, metrics.json and plots.
 
     The split is rebuilt from the run's own saved config (same source, classes and seed), so
-    `split="test"` is exactly the faces the run never selected on. Returns the metrics dict.
+    `split="test"` is exactly the faces the run never selected on. `precision="fp32"` gives the
+    figures a model card states (cards are measured in fp32). Returns the metrics dict.
     """
     from ..config import config_from_dict
     from ..data.pipeline import load_splits
@@ -48,8 +50,8 @@ def evaluate_run(
     if len(faces) == 0:
         raise DataError(f"the {split} split of this run's data is empty (data.split={cfg.data.split})")
     probs = checkpoint_probs(model, meta, faces.images, tta=tta, device=dev, batch_size=cfg.train.eval_batch_size,
-                             channels_last=cfg.train.channels_last, progress=progress)
-    precision = resolve_precision("auto", dev)
+                             channels_last=cfg.train.channels_last, progress=progress, precision=precision)
+    precision = resolve_precision(precision, dev)
     metrics_csv = run_dir / "metrics.csv" if run_dir.is_dir() else ckpt.parent / "metrics.csv"
     history = read_metrics_csv(metrics_csv) if metrics_csv.is_file() else None
     suffix = "" if tta == "none" else f"-{tta}"
