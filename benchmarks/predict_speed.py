@@ -8,6 +8,7 @@
 Run from the repository root, on an otherwise idle CPU:
     .venv/bin/python benchmarks/predict_speed.py
     .venv/bin/python benchmarks/predict_speed.py --frames 300 --json predict_speed.json
+    .venv/bin/python benchmarks/predict_speed.py --model ensemble --classifier-only
 """
 
 from __future__ import annotations
@@ -58,10 +59,11 @@ def synthetic_video(path: Path, *, frames: int, fps: float = 30.0) -> Path:
     return path
 
 
-def classifier_speed(backend: str, *, repeats: int, threads: int | None) -> dict[str, float]:
+def classifier_speed(backend: str, *, repeats: int, threads: int | None, model: str = "default",
+                     precision: str = "fp32") -> dict[str, float]:
     from mien.infer import Recognizer
 
-    rec = Recognizer(detector="none", backend=backend, threads=threads)
+    rec = Recognizer(model, detector="none", backend=backend, threads=threads, precision=precision)
     crops = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
     batch = _timed(lambda: rec.predict_faces(crops), repeats=max(3, repeats // 10))
     single = _timed(lambda: rec.predict_faces(crops[:1]), repeats=repeats * 5)
@@ -69,10 +71,11 @@ def classifier_speed(backend: str, *, repeats: int, threads: int | None) -> dict
             "single_face_ms": 1000 * statistics.median(single)}
 
 
-def photo_speed(backend: str, *, repeats: int, threads: int | None) -> dict[str, float]:
+def photo_speed(backend: str, *, repeats: int, threads: int | None, model: str = "default",
+                precision: str = "fp32") -> dict[str, float]:
     from mien.infer import Recognizer
 
-    with Recognizer(backend=backend, threads=threads) as rec:
+    with Recognizer(model, backend=backend, threads=threads, precision=precision) as rec:
         faces = len(rec.predict(PHOTO))
         one = _timed(lambda: rec.predict(PHOTO), repeats=repeats)
         batch = _timed(lambda: rec.predict_batch([PHOTO] * 32), repeats=max(2, repeats // 10), warmup=1)
@@ -80,10 +83,11 @@ def photo_speed(backend: str, *, repeats: int, threads: int | None) -> dict[str,
             "photos_per_s_batch32": 32 / statistics.median(batch)}
 
 
-def video_speed(backend: str, video: Path, *, frames: int, threads: int | None) -> dict[str, float]:
+def video_speed(backend: str, video: Path, *, frames: int, threads: int | None,
+                model: str = "default", precision: str = "fp32") -> dict[str, float]:
     from mien.infer import Recognizer
 
-    with Recognizer(backend=backend, threads=threads) as rec:
+    with Recognizer(model, backend=backend, threads=threads, precision=precision) as rec:
         list(rec.predict_video(video, every=max(1, frames // 10)))  # warm-up: models loaded, caches hot
         start = time.perf_counter()
         results = list(rec.predict_video(video))
@@ -100,18 +104,23 @@ def main() -> None:
     from mien.train.hardware import cpu_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backends", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
+    parser.add_argument("--backends", nargs="+", default=["torch", "onnx"],
+                        choices=["torch", "torch-bf16", "onnx"],
+                        help="torch-bf16: the torch backend under bf16 autocast (for CPUs with AMX / AVX512-BF16)")
     parser.add_argument("--repeats", type=int, default=50, help="timed calls for latencies (default: 50)")
     parser.add_argument("--frames", type=int, default=300, help="frames in the synthetic video (default: 300)")
     parser.add_argument("--threads", type=int, help="model threads: torch.set_num_threads and onnxruntime "
                         "intra-op threads (default: torch's default and every core)")
+    parser.add_argument("--model", default="default", help="shipped name, run directory or checkpoint "
+                        "(default: the shipped default; its card's TTA applies)")
+    parser.add_argument("--classifier-only", action="store_true", help="skip the photo and video figures")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    info = {"model": args.model, "cpu": cpu_model(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     print(f"CPU: {info['cpu']} ({info['cores']} cores, torch {torch.get_num_threads()} threads, "
           f"onnxruntime {args.threads or info['cores']} threads); load average before: {os.getloadavg()[0]:.2f}")
     rows: dict[str, dict[str, float]] = {}
@@ -119,13 +128,17 @@ def main() -> None:
         os.environ.setdefault("MIEN_CACHE_DIR", str(Path(tmp) / "cache"))
         video = synthetic_video(Path(tmp) / "face.mp4", frames=args.frames)
         for backend in args.backends:
-            kw = {"threads": args.threads}
-            row = {**classifier_speed(backend, repeats=args.repeats, **kw),
-                   **photo_speed(backend, repeats=args.repeats, **kw), **video_speed(backend, video, frames=args.frames, **kw)}
+            engine, _, precision = backend.partition("-")
+            kw = {"threads": args.threads, "model": args.model, "precision": precision or "fp32"}
+            row = classifier_speed(engine, repeats=args.repeats, **kw)
             rows[backend] = row
-            print(f"\n[{backend}]")
+            print(f"\n[{backend}] {args.model}")
             print(f"  (a) classifier: {row['faces_per_s_batch256']:8.0f} faces/s at batch 256, "
                   f"{row['single_face_ms']:.2f} ms for one face")
+            if args.classifier_only:
+                continue
+            row.update(**photo_speed(engine, repeats=args.repeats, **kw),
+                       **video_speed(engine, video, frames=args.frames, **kw))
             print(f"  (b) 640x480 photo, end to end: {row['photos_per_s']:6.1f} photos/s "
                   f"({row['photo_ms']:.1f} ms each, {row['faces_in_photo']} face(s) found), "
                   f"{row['photos_per_s_batch32']:.1f} photos/s via predict_batch(32)")

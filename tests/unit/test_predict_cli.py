@@ -86,6 +86,21 @@ def test_csv_output_has_every_field(inputs: Path, tmp_path: Path) -> None:
         assert row["frame"] == "" and row["faces"] == "1" and float(row["x1"]) > 0
 
 
+def test_precision_flag_reaches_the_torch_backend(inputs: Path, tmp_path: Path) -> None:
+    from mien.errors import ConfigError
+
+    rows = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.csv"
+        assert _run([str(inputs / "a.png"), "--no-detect", "--format", "csv", "--precision", precision,
+                     "--output", str(out)]) == 0
+        with open(out, newline="") as f:
+            rows[precision] = next(csv.DictReader(f))
+    assert all(abs(float(rows["fp32"][c]) - float(rows["bf16"][c])) < 0.05 for c in EMOTIONS)
+    with pytest.raises(ConfigError, match="onnx backend runs fp32 only"):
+        _run([str(inputs / "a.png"), "--no-detect", "--backend", "onnx", "--precision", "bf16"])
+
+
 def test_annotate_writes_images_videos_and_timelines(inputs: Path, tmp_path: Path) -> None:
     import cv2
 

@@ -121,6 +121,27 @@ def test_torch_and_onnx_backends_agree(cache: None, tta: str) -> None:
     assert np.abs(torch_probs - onnx_probs).max() < 1e-4
 
 
+def test_torch_precision_bf16_runs_under_autocast_and_auto_follows_the_cpu(rec: Recognizer) -> None:
+    import torch
+
+    from mien.train.hardware import cpu_has_native_bf16
+
+    crops = np.random.default_rng(4).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    assert rec.backend.precision == "fp32"
+    bf16 = Recognizer(detector="none", precision="bf16")
+    assert bf16.backend.precision == "bf16"
+    seen = []
+    hook = bf16.backend.model.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    probs = bf16.predict_faces(crops)
+    hook.remove()
+    assert seen == [torch.bfloat16] and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    # bf16 keeps ~3 significant digits: close to fp32, not equal
+    assert 0 < np.abs(probs - rec.predict_faces(crops)).max() < 0.05
+    auto = Recognizer(detector="none", precision="auto").backend.precision
+    assert auto == ("bf16" if cpu_has_native_bf16() else "fp32")
+
+
 def test_onnx_backend_reuses_its_cache_and_runs_an_exported_file(onnx_rec: Recognizer, tmp_path: Path) -> None:
     from mien.export import export_onnx
 
@@ -140,6 +161,10 @@ def test_bad_settings_fail_loudly() -> None:
         Recognizer(detector="none", backend="tensorrt")
     with pytest.raises(ConfigError, match="tta"):
         Recognizer(detector="none", tta="ten-crop")
+    with pytest.raises(ConfigError, match="precision must be one of fp32, bf16, auto, got 'fp16'"):
+        Recognizer(detector="none", precision="fp16")
+    with pytest.raises(ConfigError, match="onnx backend runs fp32 only"):
+        Recognizer(detector="none", backend="onnx", precision="bf16")
     with pytest.raises(ModelError, match="default"):
         Recognizer("no-such-model", detector="none")
 

@@ -20,19 +20,19 @@ class EnsembleBackend:
     Args:
         manifest: an `X.ensemble.json` manifest (see `mien.weights.ensemble`).
         backend: "torch" or "onnx", for every member.
-        device, batch_size, tta, threads: as for `create_backend`, passed to every member.
+        device, batch_size, tta, threads, precision: as for `create_backend`, passed to every member.
     """
 
     def __init__(self, manifest: str | Path, *, backend: str = "torch", device: str = "cpu", batch_size: int = 256,
-                 tta: str = "none", threads: int | None = None) -> None:
+                 tta: str = "none", threads: int | None = None, precision: str = "fp32") -> None:
         from ..weights.ensemble import read_ensemble
 
         if backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.ensemble = read_ensemble(manifest)
         self.members: list[TorchBackend | OnnxBackend] = [
-            create_backend(backend, m, device=device, batch_size=batch_size, tta=tta, threads=threads)
-            for m in self.ensemble.members]
+            create_backend(backend, m, device=device, batch_size=batch_size, tta=tta, threads=threads,
+                           precision=precision) for m in self.ensemble.members]
         largest = max(self.members, key=lambda m: m.info.input_size[0] * m.info.input_size[1])
         self.info = dataclasses.replace(largest.info, source=Path(manifest))
         self.name, self.tta, self.batch_size = backend, tta, batch_size
