@@ -42,6 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", choices=TTA_MODES, default="none",
                    help="test-time augmentation: flip averages 2 views, tencrop 10 (default: none)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model (default: every core)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
+                   help="torch backend arithmetic (as for mien predict); auto = bf16 where the CPU has AMX")
     p.add_argument("--save-uploads", type=Path, metavar="DIR",
                    help="store each accepted image in DIR under a generated name (default: store nothing)")
     p.add_argument("--max-upload-mb", type=float, default=10.0, metavar="MB",
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     sock = _listen(args.host, args.port)  # before the slow model load, so a taken port fails at once
     try:
         rec = Recognizer(args.model, backend=args.backend, detector=args.detector, tta=args.tta,
-                         threads=args.threads)
+                         threads=args.threads, precision=args.precision)
         try:
             warm_up(rec)
             app = create_app(recognizer=rec, model=str(args.model), settings=settings)
