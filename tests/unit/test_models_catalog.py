@@ -17,6 +17,15 @@ def _sidecar(name: str) -> dict:
     return json.loads(shipped_path(name).with_suffix(".json").read_text())
 
 
+def test_shipped_weights_fit_the_packages_25_mb_budget():
+    # Issue 9: every shipped model and ensemble member inside the package, 25 MB in all at most.
+    folder = shipped_path("default").parent
+    total = sum(p.stat().st_size for p in folder.iterdir() if p.suffix in (".safetensors", ".json", ".md"))
+    assert total <= 25_000_000, f"shipped weights take {total / 1e6:.1f} MB"
+    for name in list_ensembles():
+        assert set(json.loads((folder / f"{name}{SUFFIX}").read_text())["members"]) <= set(list_shipped())
+
+
 def test_catalog_lists_every_shipped_model_and_ensemble_with_its_card_figures():
     catalog = {m.name: m for m in shipped_catalog()}
     assert list(catalog) == list_shipped() + list_ensembles()
