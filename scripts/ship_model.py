@@ -24,9 +24,11 @@ def main() -> int:
     parser.add_argument("--limits", default="", help="extra Markdown bullets for the card's limits section")
     parser.add_argument("--data", default=None, help="FER2013 source overriding the run's own")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the package's weights)")
+    parser.add_argument("--half", action="store_true",
+                        help="store float16 weights (half the bytes); the card is measured on them")
     args = parser.parse_args()
     target = ship_run(args.run_dir, name=args.name, command=args.command, title=args.title, limits=args.limits,
-                      source=args.data, out_dir=args.out)
+                      source=args.data, out_dir=args.out, half=args.half)
     print(f"shipped {target} (card: {target.with_suffix('.md')})")
     return 0
 

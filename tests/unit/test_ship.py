@@ -128,3 +128,27 @@ def test_shipping_measures_in_fp32_whatever_the_cpu(run):
     with torch.inference_mode():
         plain = model((torch.from_numpy(faces).unsqueeze(1).float() / 255 - mean) / std).softmax(1).numpy()
     np.testing.assert_allclose(checkpoint_probs(model, meta, faces, precision="fp32"), plain, atol=1e-5)
+
+
+def test_half_ships_float16_weights_and_measures_them(run, tmp_path):
+    from safetensors.torch import load_file
+
+    from mien.evaluate.run import checkpoint_probs
+    from mien.train.checkpoint import load_model
+
+    full = ship_run(run, name="full", command="x", out_dir=tmp_path)
+    half = ship_run(run, name="half", command="x", out_dir=tmp_path, half=True)
+    stored = load_file(str(half))
+    assert all(v.dtype in (torch.float16, torch.int64) for v in stored.values())
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    model, meta = load_model(half)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    shipped = meta["shipped"]
+    assert shipped["weights_dtype"] == "float16" and "stored as float16" in (tmp_path / "half.md").read_text()
+    assert "stored as float16" not in (tmp_path / "full.md").read_text()
+    # the card's figure is the float16 model's own
+    faces = make_faces(280)
+    test = faces.usage == 2
+    probs = checkpoint_probs(model, meta, faces.images[test], tta=shipped["tta"], precision=SHIPPED_PRECISION)
+    assert float((probs.argmax(1) == faces.labels[test]).mean()) == pytest.approx(shipped["test_accuracy"])
+    assert Recognizer(half, detector="none").predict_faces(faces.images[test][:3]).shape == (3, 7)

@@ -42,6 +42,8 @@ def render_card(*, meta: dict[str, Any], shipped: dict[str, Any], test: dict[str
         f"- **Architecture**: `{spec['name']}` ({kwargs}), {spec['in_chans']}-channel "
         f"{meta['input_size'][0]}x{meta['input_size'][1]} input normalised with the training-set mean/std "
         f"stored in `{shipped['name']}.json`.",
+        *(["- **Weights**: stored as float16 (half the bytes) and run in fp32; every figure on this card "
+           "was measured on those rounded weights."] if shipped.get("weights_dtype") == "float16" else []),
         "- **Data and protocol**: FER2013 (rebuilt npz). Trained on Training; the checkpoint "
         f"(epoch {shipped['epoch']}) and the test-time augmentation (`{shipped['tta']}`) were chosen on "
         f"PublicTest; PrivateTest ({test['n']} faces) was evaluated once with that choice.",

@@ -50,6 +50,7 @@ def ship_run(
     title: str | None = None,
     limits: str = "",
     seed: int = 0,
+    half: bool = False,
 ) -> Path:
     """Evaluate the run's best checkpoint per protocol and write NAME.safetensors/.json/.md.
 
@@ -62,6 +63,9 @@ def ship_run(
         title: the card's heading (default: the model name).
         limits: extra Markdown bullets for the card's "known limits" section.
         seed: seed of the robustness benchmark's noise.
+        half: store the floating-point weights as float16 (half the bytes, for the package's 25 MB
+            budget). Everything is then measured on the float16-rounded weights, which load back
+            into the fp32 model (`load_model`), so the card describes exactly what ships.
 
     Returns:
         The written `.safetensors` path.
@@ -75,12 +79,18 @@ def ship_run(
     from ..evaluate.metrics import classification_metrics
     from ..evaluate.robustness import robustness_table
     from ..evaluate.run import checkpoint_probs
-    from ..train.checkpoint import load_model, read_checkpoint, resolve_checkpoint
+    from ..train.checkpoint import load_model, model_state, read_checkpoint, resolve_checkpoint
     from .card import render_card
 
     run_dir = Path(run_dir)
     ckpt = resolve_checkpoint(run_dir, which="best")
     model, meta = load_model(ckpt)
+    tensors, full_meta = read_checkpoint(ckpt)
+    if any(not k.startswith("model.") for k in tensors):
+        raise CheckpointError(f"{ckpt} carries optimizer state; ship a best checkpoint, which has none")
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+        model.load_state_dict(model_state(tensors))  # fp16-rounded values in the fp32 model: what ships
     cfg = config_from_dict(meta["config"])
     if cfg.data.split != "official":
         raise DataError(f"only runs on the official FER2013 split can be shipped (this run used {cfg.data.split!r})")
@@ -103,14 +113,20 @@ def ship_run(
         "test_accuracy": test["accuracy"], "test_macro_f1": test["f1"]["macro"], "test_n": test["n"],
         "epoch": meta["epoch"] + 1, "training_minutes": _training_minutes(run_dir),
         "hardware": _hardware(run_dir), "command": command, "robustness": robustness,
+        "weights_dtype": "float16" if half else "float32",
     }
     out = Path(out_dir) if out_dir is not None else _DIR
     out.mkdir(parents=True, exist_ok=True)
-    tensors, full_meta = read_checkpoint(ckpt)
-    if any(not k.startswith("model.") for k in tensors):
-        raise CheckpointError(f"{ckpt} carries optimizer state; ship a best checkpoint, which has none")
     target = out / f"{name}.safetensors"
-    shutil.copyfile(ckpt, target)
+    if half:
+        from safetensors.torch import save_file
+
+        from ..files import write_atomically
+
+        tag = {"epoch": str(full_meta.get("epoch", ""))}  # read_checkpoint checks it against the sidecar
+        write_atomically(target, lambda p: save_file(tensors, str(p), metadata=tag))
+    else:
+        shutil.copyfile(ckpt, target)
     full_meta = {k: v for k, v in full_meta.items() if k != "optimizer"}
     (out / f"{name}.json").write_text(json.dumps({**full_meta, "shipped": shipped}, indent=2))
     (out / f"{name}.md").write_text(render_card(meta=full_meta, shipped=shipped, test=test,
