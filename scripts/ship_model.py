@@ -26,9 +26,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the package's weights)")
     parser.add_argument("--half", action="store_true",
                         help="store float16 weights (half the bytes); the card is measured on them")
+    parser.add_argument("--tta-choices", default="none,flip",
+                        help="TTA modes PublicTest chooses from (default: none,flip; none alone keeps full speed)")
     args = parser.parse_args()
     target = ship_run(args.run_dir, name=args.name, command=args.command, title=args.title, limits=args.limits,
-                      source=args.data, out_dir=args.out, half=args.half)
+                      source=args.data, out_dir=args.out, half=args.half,
+                      tta_choices=tuple(args.tta_choices.split(",")))
     print(f"shipped {target} (card: {target.with_suffix('.md')})")
     return 0
 

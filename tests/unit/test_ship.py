@@ -152,3 +152,12 @@ def test_half_ships_float16_weights_and_measures_them(run, tmp_path):
     probs = checkpoint_probs(model, meta, faces.images[test], tta=shipped["tta"], precision=SHIPPED_PRECISION)
     assert float((probs.argmax(1) == faces.labels[test]).mean()) == pytest.approx(shipped["test_accuracy"])
     assert Recognizer(half, detector="none").predict_faces(faces.images[test][:3]).shape == (3, 7)
+
+
+def test_tta_choices_restrict_what_public_test_chooses_from(run, tmp_path):
+    ship_run(run, name="plain", command="x", out_dir=tmp_path, tta_choices=("none",))
+    shipped = json.loads((tmp_path / "plain.json").read_text())["shipped"]
+    assert shipped["tta"] == "none" and list(shipped["val_accuracy_by_tta"]) == ["none"]
+    for bad in ((), ("tencrop",), ("none", "mirror")):
+        with pytest.raises(DataError, match="tta_choices"):
+            ship_run(run, name="bad", command="x", out_dir=tmp_path, tta_choices=bad)

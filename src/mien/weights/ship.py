@@ -51,6 +51,7 @@ def ship_run(
     limits: str = "",
     seed: int = 0,
     half: bool = False,
+    tta_choices: tuple[str, ...] = TTA_CHOICES,
 ) -> Path:
     """Evaluate the run's best checkpoint per protocol and write NAME.safetensors/.json/.md.
 
@@ -63,6 +64,8 @@ def ship_run(
         title: the card's heading (default: the model name).
         limits: extra Markdown bullets for the card's "known limits" section.
         seed: seed of the robustness benchmark's noise.
+        tta_choices: the TTA modes PublicTest chooses from (a subset of TTA_CHOICES), e.g.
+            ("none",) where flip's doubled cost would break a speed floor.
         half: store the floating-point weights as float16 (half the bytes, for the package's 25 MB
             budget). Everything is then measured on the float16-rounded weights, which load back
             into the fp32 model (`load_model`), so the card describes exactly what ships.
@@ -82,6 +85,8 @@ def ship_run(
     from ..train.checkpoint import load_model, model_state, read_checkpoint, resolve_checkpoint
     from .card import render_card
 
+    if not tta_choices or not set(tta_choices) <= set(TTA_CHOICES):
+        raise DataError(f"tta_choices must be a non-empty subset of {TTA_CHOICES}, got {tta_choices!r}")
     run_dir = Path(run_dir)
     ckpt = resolve_checkpoint(run_dir, which="best")
     model, meta = load_model(ckpt)
@@ -102,8 +107,8 @@ def ship_run(
         return checkpoint_probs(model, meta, images, tta=tta, precision=SHIPPED_PRECISION)
 
     # Selection on PublicTest only; ties go to the cheaper "none".
-    val_acc = {tta: float((probs(splits.val.images, tta).argmax(1) == splits.val.labels).mean()) for tta in TTA_CHOICES}
-    tta = max(TTA_CHOICES, key=lambda t: (val_acc[t], t == "none"))
+    val_acc = {tta: float((probs(splits.val.images, tta).argmax(1) == splits.val.labels).mean()) for tta in tta_choices}
+    tta = max(tta_choices, key=lambda t: (val_acc[t], t == "none"))
     test_probs = probs(splits.test.images, tta)
     test = classification_metrics(splits.test.labels, test_probs, splits.test.names)
     robustness = robustness_table(lambda x: probs(x, tta), splits.test.images, splits.test.labels,
