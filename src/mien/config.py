@@ -93,16 +93,22 @@ class AugmentConfig:
     noise_p: float = 0.0
     """Probability of additive Gaussian noise with std uniform in (0, noise_std] (images in [0, 1])."""
     noise_std: float = 0.06
+    jpeg_p: float = 0.0
+    """Probability of a JPEG round trip (8x8 DCT quantisation) at a quality uniform in jpeg_quality."""
+    jpeg_quality: tuple[float, float] = (20.0, 90.0)
     erase_p: float = 0.0
     """Probability of random erasing."""
     erase_scale: tuple[float, float] = (0.02, 0.2)
 
     def __post_init__(self) -> None:
-        for name in ("hflip", "crop_p", "erase_p", "blur_p", "sharpen_p", "noise_p"):
+        for name in ("hflip", "crop_p", "erase_p", "blur_p", "sharpen_p", "noise_p", "jpeg_p"):
             value = getattr(self, name)
             require(0 <= value <= 1, f"augment.{name} is a probability in [0, 1], got {value}")
         for name in ("rotate", "translate", "shear", "brightness", "contrast", "gamma", "sharpen", "noise_std"):
             require(getattr(self, name) >= 0, f"augment.{name} must be >= 0, got {getattr(self, name)}")
+        lo, hi = self.jpeg_quality
+        require(1 <= lo <= hi <= 100,
+                f"augment.jpeg_quality must be (low, high) with 1 <= low <= high <= 100, got {self.jpeg_quality}")
         require(0 < self.blur_sigma <= 3, f"augment.blur_sigma must lie in (0, 3] pixels, got {self.blur_sigma}")
         for name in ("scale", "crop_scale", "erase_scale"):
             lo, hi = getattr(self, name)

@@ -7,8 +7,8 @@ Every geometric op (random resized crop, horizontal flip, rotation, shear, scale
 folds into ONE affine matrix per sample, applied with a single `F.affine_grid` + `F.grid_sample`;
 brightness/contrast jitter and random erasing follow as broadcast tensor ops. The photometric
 robustness ops (gamma, Gaussian blur, unsharp-mask sharpening, Gaussian noise: what phone photos and
-webcams do to a face) draw from a second uniform block, taken only when one of them is on, so
-configs without them keep their random stream. All random numbers come from the caller's
+webcams do to a face) draw from a second uniform block, taken only when one of them is on, and the
+JPEG round trip from a third, so configs without them keep their random stream. All random numbers come from the caller's
 `torch.Generator`, so the same generator seed gives the same batch.
 """
 
@@ -31,7 +31,17 @@ _NUM_PARAMS = 18
 # Columns of the second draw, for the photometric robustness ops.
 _GAMMA, _BLUR, _BLUR_SIGMA, _SHARPEN, _SHARPEN_AMOUNT, _NOISE, _NOISE_STD = range(7)
 _NUM_PHOTO_PARAMS = 7
+# Columns of the third draw, for the JPEG round trip.
+_JPEG, _JPEG_QUALITY = range(2)
+_NUM_JPEG_PARAMS = 2
 _CROP_RATIOS = (3 / 4, 4 / 3)
+# The IJG (libjpeg) luminance quantisation table at quality 50, row-major over (v, u) frequencies.
+_JPEG_LUMA = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+)
 _ERASE_RATIOS = (0.3, 3.3)  # torchvision's RandomErasing default
 
 
@@ -156,6 +166,54 @@ def _photometric(out: torch.Tensor, cfg: AugmentConfig, generator: torch.Generat
     return work.clamp(0, 1).to(out.dtype)
 
 
+def _dct_matrix(device: torch.device) -> torch.Tensor:
+    """(8, 8) orthonormal DCT-II basis: row k is frequency k."""
+    n = torch.arange(8, device=device, dtype=torch.float32)
+    basis = torch.cos((2 * n.view(1, 8) + 1) * n.view(8, 1) * math.pi / 16)
+    scale = torch.full((8, 1), math.sqrt(2 / 8), device=device)
+    scale[0] = math.sqrt(1 / 8)
+    return basis * scale
+
+
+def jpeg_roundtrip(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    """Baseline-JPEG compression and decoding of grey faces, each at its own quality, as tensor ops.
+
+    What libjpeg does to one channel: level shift, 8x8 block DCT, quantisation by the IJG luminance
+    table scaled for `quality` (libjpeg's formula), rounding, and the inverse; the edge is padded by
+    replication to whole blocks, like libjpeg, and decoded pixels are rounded to 8 bits. Colour
+    channels are coded alike (no chroma subsampling).
+
+    Args:
+        x: (B, C, H, W) float images in [0, 1].
+        quality: (B,) JPEG qualities in [1, 100].
+
+    Returns:
+        (B, C, H, W) float32 images in [0, 1], multiples of 1/255.
+    """
+    batch, channels, height, width = x.shape
+    q = quality.to(device=x.device, dtype=torch.float32).round().clamp(1, 100)
+    percent = torch.where(q < 50, 5000 / q, 200 - 2 * q).view(-1, 1, 1)
+    base = torch.tensor(_JPEG_LUMA, device=x.device, dtype=torch.float32).view(1, 8, 8)
+    table = torch.floor((base * percent + 50) / 100).clamp(1, 255).view(batch, 1, 1, 1, 8, 8)
+    pad_h, pad_w = -height % 8, -width % 8
+    pixels = F.pad(x.float() * 255, (0, pad_w, 0, pad_h), mode="replicate") - 128
+    rows, cols = (height + pad_h) // 8, (width + pad_w) // 8
+    # (B, C, rows, cols, 8, 8) blocks.
+    blocks = pixels.view(batch, channels, rows, 8, cols, 8).permute(0, 1, 2, 4, 3, 5)
+    dct = _dct_matrix(x.device)
+    coef = torch.round(dct @ blocks @ dct.T / table) * table
+    decoded = (dct.T @ coef @ dct).permute(0, 1, 2, 4, 3, 5).reshape(batch, channels, rows * 8, cols * 8)
+    return (torch.round(decoded + 128).clamp(0, 255) / 255)[:, :, :height, :width]
+
+
+def _jpeg(out: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """The JPEG round trip on a random subset of the batch, at qualities uniform in cfg.jpeg_quality."""
+    w = torch.rand((out.shape[0], _NUM_JPEG_PARAMS), generator=generator, device=generator.device).to(out.device)
+    chosen = (w[:, _JPEG] < cfg.jpeg_p).view(-1, 1, 1, 1)
+    coded = jpeg_roundtrip(out, _uniform(w[:, _JPEG_QUALITY], *cfg.jpeg_quality))
+    return torch.where(chosen, coded.to(out.dtype), out)
+
+
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, *, generator: torch.Generator) -> torch.Tensor:
     """Randomly augment a batch of faces, each with its own parameters.
 
@@ -189,6 +247,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, *, generator: torch.Gener
         out = ((out - mean) * contrast.to(out.dtype) + mean).clamp(0, 1)
     if _has_photometric(cfg):
         out = _photometric(out, cfg, generator)
+    if cfg.jpeg_p > 0:
+        out = _jpeg(out, cfg, generator)
     if cfg.erase_p > 0:
         fill = torch.rand((batch, channels, height, width), generator=generator, device=generator.device)
         out = torch.where(_erase_mask(u, cfg, height, width), fill.to(device=out.device, dtype=out.dtype), out)
