@@ -38,8 +38,6 @@ def save_checkpoint(
 
     `ema` (training-state checkpoints only): the weight average's whole state, for resuming it.
     """
-    from safetensors.torch import save_file
-
     stem = Path(stem)
     tensors = {_MODEL + k: v.detach().contiguous().cpu() for k, v in _unwrap(model).state_dict().items()}
     meta = {"format": FORMAT, **meta}
@@ -55,11 +53,20 @@ def save_checkpoint(
                 else:
                     scalars.setdefault(str(pid), {})[key] = value
         meta["optimizer"] = {"param_groups": state["param_groups"], "scalars": scalars}
-    # The epoch is stored in both files so a kill between the two renames is detected on load.
-    tag = {"epoch": str(meta.get("epoch", ""))}
-    path = stem.with_suffix(".safetensors")
-    write_atomically(path, lambda p: save_file(tensors, str(p), metadata=tag))
+    path = write_weights(stem.with_suffix(".safetensors"), tensors, epoch=meta.get("epoch", ""))
     write_atomically(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(meta, indent=2)))
+    return path
+
+
+def write_weights(path: str | Path, tensors: dict[str, torch.Tensor], *, epoch: object) -> Path:
+    """Write a checkpoint's safetensors atomically, tagged with the `epoch` its JSON sidecar records.
+
+    The epoch is stored in both files so a kill between the two renames is detected on load.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    write_atomically(path, lambda p: save_file(tensors, str(p), metadata={"epoch": str(epoch)}))
     return path
 
 
@@ -124,18 +131,23 @@ def resolve_checkpoint(path: str | Path, *, which: str = "best") -> Path:
 
 def load_model(path: str | Path, *, which: str = "best", device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model from a checkpoint file or run directory; returns (model in eval mode, meta)."""
+    tensors, meta = read_checkpoint(resolve_checkpoint(path, which=which))
+    return model_from_checkpoint(tensors, meta, where=path).to(device), meta
+
+
+def model_from_checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any], *, where: object) -> nn.Module:
+    """The model (eval mode, on CPU) that `read_checkpoint`'s (tensors, meta) describe; `where` names them in errors."""
     from ..models import model_from_spec
 
-    tensors, meta = read_checkpoint(resolve_checkpoint(path, which=which))
     spec = meta["model"]
     model = model_from_spec(spec)
     try:
         model.load_state_dict(model_state(tensors))
     except RuntimeError as exc:
-        raise CheckpointError(f"weights in {path} do not fit model {spec['name']!r}: {exc}") from None
+        raise CheckpointError(f"weights in {where} do not fit model {spec['name']!r}: {exc}") from None
     # Pooling heads accept any size, so a wrong recorded size would otherwise go unnoticed.
     recorded = meta.get("input_size")
     if recorded is not None and tuple(recorded) != tuple(model.input_size):
-        raise CheckpointError(f"checkpoint {path} records input_size {tuple(recorded)} but model {spec['name']!r} "
+        raise CheckpointError(f"checkpoint {where} records input_size {tuple(recorded)} but model {spec['name']!r} "
                               f"takes {tuple(model.input_size)}; the checkpoint's metadata is inconsistent")
-    return model.to(device).eval(), meta
+    return model.eval()

@@ -40,6 +40,19 @@ def _hardware(run_dir: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text())["sessions"] if path.is_file() else []
 
 
+def official_splits(config: dict[str, Any], source: str | Path | None = None):  # noqa: ANN201 (a data.Splits)
+    """The official FER2013 splits a shipped model's sidecar `config` was trained on, read from `source`
+    (another copy of the data) when given, else from the run's own source."""
+    import dataclasses
+
+    from ..config import config_from_dict
+    from ..data.pipeline import load_splits
+
+    cfg = config_from_dict(config)
+    data = dataclasses.replace(cfg.data, split="official", **({"source": str(source)} if source is not None else {}))
+    return load_splits(data, seed=cfg.train.seed)
+
+
 def ship_run(
     run_dir: str | Path,
     *,
@@ -73,35 +86,29 @@ def ship_run(
     Returns:
         The written `.safetensors` path.
     """
-    import dataclasses
-
     import numpy as np
 
-    from ..config import config_from_dict
-    from ..data.pipeline import load_splits
     from ..evaluate.metrics import classification_metrics
     from ..evaluate.robustness import robustness_table
     from ..evaluate.run import checkpoint_probs
-    from ..train.checkpoint import load_model, model_state, read_checkpoint, resolve_checkpoint
+    from ..train.checkpoint import model_from_checkpoint, read_checkpoint, resolve_checkpoint, write_weights
     from .card import render_card
 
     if not tta_choices or not set(tta_choices) <= set(TTA_CHOICES):
         raise DataError(f"tta_choices must be a non-empty subset of {TTA_CHOICES}, got {tta_choices!r}")
     run_dir = Path(run_dir)
     ckpt = resolve_checkpoint(run_dir, which="best")
-    model, meta = load_model(ckpt)
-    tensors, full_meta = read_checkpoint(ckpt)
+    tensors, meta = read_checkpoint(ckpt)
     if any(not k.startswith("model.") for k in tensors):
         raise CheckpointError(f"{ckpt} carries optimizer state; ship a best checkpoint, which has none")
     if half:
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-        model.load_state_dict(model_state(tensors))  # fp16-rounded values in the fp32 model: what ships
-    cfg = config_from_dict(meta["config"])
-    if cfg.data.split != "official":
-        raise DataError(f"only runs on the official FER2013 split can be shipped (this run used {cfg.data.split!r})")
-    if source is not None:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, source=str(source)))
-    splits = load_splits(cfg.data, seed=cfg.train.seed)
+    # With half=True: the fp16-rounded values in the fp32 model, which is what ships.
+    model = model_from_checkpoint(tensors, meta, where=ckpt)
+    split = meta["config"]["data"]["split"]
+    if split != "official":
+        raise DataError(f"only runs on the official FER2013 split can be shipped (this run used {split!r})")
+    splits = official_splits(meta["config"], source)
 
     def probs(images: np.ndarray, tta: str) -> np.ndarray:
         return checkpoint_probs(model, meta, images, tta=tta, precision=SHIPPED_PRECISION)
@@ -124,17 +131,11 @@ def ship_run(
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{name}.safetensors"
     if half:
-        from safetensors.torch import save_file
-
-        from ..files import write_atomically
-
-        tag = {"epoch": str(full_meta.get("epoch", ""))}  # read_checkpoint checks it against the sidecar
-        write_atomically(target, lambda p: save_file(tensors, str(p), metadata=tag))
+        write_weights(target, tensors, epoch=meta.get("epoch", ""))
     else:
         shutil.copyfile(ckpt, target)
-    full_meta = {k: v for k, v in full_meta.items() if k != "optimizer"}
-    (out / f"{name}.json").write_text(json.dumps({**full_meta, "shipped": shipped}, indent=2))
-    (out / f"{name}.md").write_text(render_card(meta=full_meta, shipped=shipped, test=test,
+    (out / f"{name}.json").write_text(json.dumps({**meta, "shipped": shipped}, indent=2))
+    (out / f"{name}.md").write_text(render_card(meta=meta, shipped=shipped, test=test,
                                                 title=title or name, limits=limits))
     return target
 
@@ -151,11 +152,8 @@ def rename_shipped(old: str, new: str, *, folder: str | Path | None = None, sour
         CheckpointError: `old` is not shipped with a `shipped` block, `new` exists, an ensemble
             manifest in the folder names `old` as a member, or the re-measured accuracy differs.
     """
-    import dataclasses
     import re
 
-    from ..config import config_from_dict
-    from ..data.pipeline import load_splits
     from ..evaluate.metrics import classification_metrics
     from ..evaluate.run import checkpoint_probs
     from ..train.checkpoint import load_model
@@ -176,10 +174,7 @@ def rename_shipped(old: str, new: str, *, folder: str | Path | None = None, sour
     if "shipped" not in meta:
         raise CheckpointError(f"{sidecar} has no `shipped` block: ship the run with ship_run instead")
     shipped = {**meta["shipped"], "name": new}
-    cfg = config_from_dict(meta["config"])
-    if source is not None:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, source=str(source)))
-    test_split = load_splits(cfg.data, seed=cfg.train.seed).test
+    test_split = official_splits(meta["config"], source).test
     model, model_meta = load_model(weights)
     probs = checkpoint_probs(model, model_meta, test_split.images, tta=shipped["tta"], precision=SHIPPED_PRECISION)
     test = classification_metrics(test_split.labels, probs, test_split.names)

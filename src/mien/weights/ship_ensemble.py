@@ -8,14 +8,13 @@ robustness table measured, and `NAME.ensemble.json` + `NAME.md` are written besi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, DataError
 from .ensemble import SUFFIX, mean_probs, read_ensemble, write_manifest
-from .ship import SHIPPED_PRECISION, TTA_CHOICES
+from .ship import SHIPPED_PRECISION, TTA_CHOICES, official_splits
 
 _DIR = Path(__file__).resolve().parent
 
@@ -51,8 +50,6 @@ def ship_ensemble(candidates: list[str], *, name: str, folder: str | Path | None
     """
     import numpy as np
 
-    from ..config import config_from_dict
-    from ..data.pipeline import load_splits
     from ..evaluate.metrics import classification_metrics
     from ..evaluate.robustness import robustness_table
     from ..evaluate.run import checkpoint_probs
@@ -69,10 +66,7 @@ def ship_ensemble(candidates: list[str], *, name: str, folder: str | Path | None
     classes = {c: tuple(m["class_names"]) for c, m in metas.items()}
     if len(set(classes.values())) != 1:
         raise CheckpointError(f"candidates predict different classes: {classes}")
-    cfg = config_from_dict(metas[candidates[0]]["config"])
-    if source is not None:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, source=str(source)))
-    splits = load_splits(dataclasses.replace(cfg.data, split="official"), seed=cfg.train.seed)
+    splits = official_splits(metas[candidates[0]]["config"], source)
 
     models = {c: load_model(folder / f"{c}.safetensors") for c in candidates}
 
