@@ -134,6 +134,7 @@ def ship_run(
         write_weights(target, tensors, epoch=meta.get("epoch", ""))
     else:
         shutil.copyfile(ckpt, target)
+    meta = {k: v for k, v in meta.items() if k != "optimizer"}  # a shipped sidecar never describes training state
     (out / f"{name}.json").write_text(json.dumps({**meta, "shipped": shipped}, indent=2))
     (out / f"{name}.md").write_text(render_card(meta=meta, shipped=shipped, test=test,
                                                 title=title or name, limits=limits))
