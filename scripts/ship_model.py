@@ -27,7 +27,8 @@ def main() -> int:
     parser.add_argument("--half", action="store_true",
                         help="store float16 weights (half the bytes); the card is measured on them")
     parser.add_argument("--tta-choices", default="none,flip",
-                        help="TTA modes PublicTest chooses from (default: none,flip; none alone keeps full speed)")
+                        help="TTA modes PublicTest chooses from (default: none,flip; none alone keeps full speed; "
+                             "add tencrop for a model trained on random crops)")
     args = parser.parse_args()
     target = ship_run(args.run_dir, name=args.name, command=args.command, title=args.title, limits=args.limits,
                       source=args.data, out_dir=args.out, half=args.half,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from mien.config import AugmentConfig
 from mien.data import FaceArrays
 from mien.labels import EMOTIONS
 
@@ -53,6 +55,19 @@ def make_faces(n: int = 140, *, seed: int = 0, size: int = 48, classes: int = 7)
     usage[order[int(0.85 * n):]] = 2
     return FaceArrays(np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64), usage,
                       EMOTIONS[:classes])
+
+
+AUGMENT_OFF = AugmentConfig(hflip=0.0, rotate=0.0, translate=0.0, scale=(1.0, 1.0), shear=0.0, crop_p=0.0,
+                            brightness=0.0, contrast=0.0, erase_p=0.0)
+"""Every augmentation off, so a test turns on only the op it checks (`augment_only`)."""
+
+
+def augment_only(**changes: object) -> AugmentConfig:
+    return dataclasses.replace(AUGMENT_OFF, **changes)
+
+
+def torch_gen(seed: int = 0, device: str = "cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 @pytest.fixture

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import augment_only, torch_gen
 from mien.config import AugmentConfig
 from mien.data.augment import augment_batch, jpeg_roundtrip
 from mien.errors import ConfigError
 from mien.evaluate.robustness import CORRUPTIONS
 
-OFF = AugmentConfig(hflip=0.0, rotate=0.0, translate=0.0, scale=(1.0, 1.0), brightness=0.0, contrast=0.0)
-
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def smooth_faces(batch: int, height: int = 48, width: int = 48, seed: int = 0) -> torch.Tensor:
     """(B, 1, H, W) face-like images in [0, 1]: smooth blobs plus some fine texture, whole grey levels."""
-    coarse = torch.rand((batch, 1, 6, 6), generator=gen(seed))
+    coarse = torch.rand((batch, 1, 6, 6), generator=torch_gen(seed))
     x = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)
-    x = x + 0.05 * torch.rand((batch, 1, height, width), generator=gen(seed + 1))
+    x = x + 0.05 * torch.rand((batch, 1, height, width), generator=torch_gen(seed + 1))
     return (x.clamp(0, 1) * 255).round() / 255
 
 
@@ -65,25 +57,25 @@ def test_odd_sizes_and_channels_keep_their_shape_and_each_face_its_quality() -> 
 
 def test_augment_batch_codes_a_seeded_subset_and_draws_only_when_on() -> None:
     x = smooth_faces(32)
-    cfg = dataclasses.replace(OFF, jpeg_p=0.5, jpeg_quality=(10.0, 30.0))
-    out = augment_batch(x, cfg, generator=gen(1))
+    cfg = augment_only(jpeg_p=0.5, jpeg_quality=(10.0, 30.0))
+    out = augment_batch(x, cfg, generator=torch_gen(1))
     changed = (out - x).abs().flatten(1).amax(1) > 1e-6
     assert 0 < changed.sum() < len(x)
     assert torch.equal(out[~changed], x[~changed])
-    assert torch.equal(out, augment_batch(x, cfg, generator=gen(1)))
-    assert not torch.equal(out, augment_batch(x, cfg, generator=gen(2)))
-    g_off, g_fresh = gen(3), gen(3)
-    augment_batch(x, dataclasses.replace(OFF, rotate=5.0), generator=g_off)
-    augment_batch(x, dataclasses.replace(OFF, rotate=5.0), generator=g_fresh)
+    assert torch.equal(out, augment_batch(x, cfg, generator=torch_gen(1)))
+    assert not torch.equal(out, augment_batch(x, cfg, generator=torch_gen(2)))
+    g_off, g_fresh = torch_gen(3), torch_gen(3)
+    augment_batch(x, augment_only(rotate=5.0), generator=g_off)
+    augment_batch(x, augment_only(rotate=5.0), generator=g_fresh)
     assert torch.equal(torch.rand(4, generator=g_off), torch.rand(4, generator=g_fresh))
-    g_on = gen(3)
-    augment_batch(x, dataclasses.replace(OFF, rotate=5.0, jpeg_p=0.1), generator=g_on)
-    assert not torch.equal(torch.rand(4, generator=gen(3)), torch.rand(4, generator=g_on))
+    g_on = torch_gen(3)
+    augment_batch(x, augment_only(rotate=5.0, jpeg_p=0.1), generator=g_on)
+    assert not torch.equal(torch.rand(4, generator=torch_gen(3)), torch.rand(4, generator=g_on))
 
 
 def test_bf16_batches_come_back_in_bf16() -> None:
     x = smooth_faces(4).to(torch.bfloat16)
-    out = augment_batch(x, dataclasses.replace(OFF, jpeg_p=1.0), generator=gen())
+    out = augment_batch(x, augment_only(jpeg_p=1.0), generator=torch_gen())
     assert out.dtype == torch.bfloat16 and out.shape == x.shape
 
 

@@ -11,9 +11,10 @@ from mien.cli import main
 from mien.data.sources import save_npz
 from mien.errors import CheckpointError, DataError
 from mien.evaluate.robustness import CORRUPTIONS
-from mien.evaluate.run import evaluate_run
+from mien.evaluate.run import checkpoint_probs, evaluate_run
 from mien.export import export_onnx
 from mien.infer import Recognizer
+from mien.train.checkpoint import load_model
 from mien.weights import checkpoint_tta, resolve_model_source
 from mien.weights.ensemble import SUFFIX, write_manifest
 from mien.weights.ship import SHIPPED_PRECISION, TTA_CHOICES, rename_shipped, ship_run
@@ -118,9 +119,6 @@ def test_rename_refuses_to_break_an_ensemble_or_overwrite(run, tmp_path):
 
 
 def test_shipping_measures_in_fp32_whatever_the_cpu(run):
-    from mien.evaluate.run import checkpoint_probs
-    from mien.train.checkpoint import load_model
-
     assert SHIPPED_PRECISION == "fp32"
     model, meta = load_model(resolve_model_source(run))
     faces = make_faces(20, seed=5).images
@@ -132,9 +130,6 @@ def test_shipping_measures_in_fp32_whatever_the_cpu(run):
 
 def test_half_ships_float16_weights_and_measures_them(run, tmp_path):
     from safetensors.torch import load_file
-
-    from mien.evaluate.run import checkpoint_probs
-    from mien.train.checkpoint import load_model
 
     full = ship_run(run, name="full", command="x", out_dir=tmp_path)
     half = ship_run(run, name="half", command="x", out_dir=tmp_path, half=True)
@@ -158,6 +153,20 @@ def test_tta_choices_restrict_what_public_test_chooses_from(run, tmp_path):
     ship_run(run, name="plain", command="x", out_dir=tmp_path, tta_choices=("none",))
     shipped = json.loads((tmp_path / "plain.json").read_text())["shipped"]
     assert shipped["tta"] == "none" and list(shipped["val_accuracy_by_tta"]) == ["none"]
-    for bad in ((), ("tencrop",), ("none", "mirror")):
+    for bad in ((), ("none", "mirror"), ("10crop",)):
         with pytest.raises(DataError, match="tta_choices"):
             ship_run(run, name="bad", command="x", out_dir=tmp_path, tta_choices=bad)
+
+
+def test_ten_crop_is_an_opt_in_choice_measured_as_it_ships(run, tmp_path):
+    # Not among the default choices (10x the cost); a crop-trained model may opt in.
+    assert "tencrop" not in TTA_CHOICES
+    target = ship_run(run, name="crops", command="x", out_dir=tmp_path, tta_choices=("tencrop",))
+    shipped = json.loads((tmp_path / "crops.json").read_text())["shipped"]
+    assert shipped["tta"] == "tencrop" and list(shipped["val_accuracy_by_tta"]) == ["tencrop"]
+    model, meta = load_model(target)
+    faces = make_faces(280)
+    test = faces.usage == 2
+    probs = checkpoint_probs(model, meta, faces.images[test], tta="tencrop", precision=SHIPPED_PRECISION)
+    assert float((probs.argmax(1) == faces.labels[test]).mean()) == pytest.approx(shipped["test_accuracy"])
+    assert checkpoint_tta(target) == "tencrop"

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, DataError
+from ..tta import TTA_MODES
 
 _DIR = Path(__file__).resolve().parent
-# What shipping chooses from on PublicTest. Not "tencrop": ten views cost 10x, which would take the
-# default below issue 9's speed floor, and on our shipped models it did not beat these on PublicTest
-# (docs/results/flagship.md, "Ten-crop TTA"). `mien predict --tta tencrop` still offers it.
+# What shipping chooses from on PublicTest by default. Not "tencrop": ten views cost 10x, which would
+# take the default below issue 9's speed floor, and on models trained without crops it did not beat
+# these on PublicTest (docs/results/flagship.md, "Ten-crop TTA"). A model trained on random crops may
+# opt in (`tta_choices=TTA_MODES`); `mien predict --tta tencrop` offers it for any model.
 TTA_CHOICES = ("none", "flip")
 # Cards are measured as the inference backends run (fp32), so a card's figure holds on every CPU;
 # `auto` would measure in bf16 on an AMX machine and flip a few faces against fp32 elsewhere.
@@ -77,8 +79,9 @@ def ship_run(
         title: the card's heading (default: the model name).
         limits: extra Markdown bullets for the card's "known limits" section.
         seed: seed of the robustness benchmark's noise.
-        tta_choices: the TTA modes PublicTest chooses from (a subset of TTA_CHOICES), e.g.
-            ("none",) where flip's doubled cost would break a speed floor.
+        tta_choices: the TTA modes PublicTest chooses from (a subset of `mien.tta.TTA_MODES`), e.g.
+            ("none",) where flip's doubled cost would break a speed floor, or all three for a model
+            trained on random crops, whose card then may state a ten-crop accuracy.
         half: store the floating-point weights as float16 (half the bytes, for the package's 25 MB
             budget). Everything is then measured on the float16-rounded weights, which load back
             into the fp32 model (`load_model`), so the card describes exactly what ships.
@@ -94,8 +97,8 @@ def ship_run(
     from ..train.checkpoint import model_from_checkpoint, read_checkpoint, resolve_checkpoint, write_weights
     from .card import render_card
 
-    if not tta_choices or not set(tta_choices) <= set(TTA_CHOICES):
-        raise DataError(f"tta_choices must be a non-empty subset of {TTA_CHOICES}, got {tta_choices!r}")
+    if not tta_choices or not set(tta_choices) <= set(TTA_MODES):
+        raise DataError(f"tta_choices must be a non-empty subset of {TTA_MODES}, got {tta_choices!r}")
     run_dir = Path(run_dir)
     ckpt = resolve_checkpoint(run_dir, which="best")
     tensors, meta = read_checkpoint(ckpt)
