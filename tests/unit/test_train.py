@@ -91,6 +91,16 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
         torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=1e-4, atol=1e-5)
 
 
+def test_resume_restores_a_metrics_csv_that_lags_the_checkpoint(tmp_path):
+    # a kill between the `last` checkpoint and the metrics.csv write leaves the csv an epoch short
+    run(tmp_path, "r", "train.epochs=2")
+    path = tmp_path / "r" / "metrics.csv"
+    rows = path.read_text().strip().splitlines()
+    path.write_text("\n".join(rows[:-1]) + "\n")
+    run(tmp_path, "r", "train.epochs=2", resume=True)  # already finished: nothing to train
+    assert path.read_text().strip().splitlines() == rows
+
+
 def test_early_stopping_and_plateau(tmp_path):
     # lr so small nothing improves after the first epoch -> stop after `early_stop` bad epochs.
     result = run(tmp_path, "r", "train.epochs=20", "train.early_stop=2", "optim.lr=1e-9", "schedule.name=plateau",

@@ -198,6 +198,10 @@ def fit(
     hardware = describe_hardware(device, precision) | {"world_size": dist_info.world}
     if dist_info.main:
         _record_session(run_dir, hardware, resumed_at=start_epoch)
+        if resume:
+            # metrics.csv is written just after `last`, so a kill between the two leaves it an epoch
+            # short; the checkpoint's history is the record
+            _write_metrics(run_dir / "metrics.csv", history)
         log(f"mien: training {spec['name']} on {len(train_x)} faces ({len(names)} classes), validating on "
             f"{len(val_x)}; {hardware['device']} {precision} ({hardware['cpu_model']}), run dir {run_dir}")
     base_meta = {"model": spec, "class_names": list(names), "normalization": norm.to_dict(),
