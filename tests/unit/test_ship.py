@@ -128,6 +128,14 @@ def test_shipping_measures_in_fp32_whatever_the_cpu(run):
     np.testing.assert_allclose(checkpoint_probs(model, meta, faces, precision="fp32"), plain, atol=1e-5)
 
 
+def private_test_accuracy(model, meta, tta: str) -> float:
+    """Accuracy on the run fixture's PrivateTest faces, measured as shipping measures it."""
+    faces = make_faces(280)
+    test = faces.usage == 2
+    probs = checkpoint_probs(model, meta, faces.images[test], tta=tta, precision=SHIPPED_PRECISION)
+    return float((probs.argmax(1) == faces.labels[test]).mean())
+
+
 def test_half_ships_float16_weights_and_measures_them(run, tmp_path):
     from safetensors.torch import load_file
 
@@ -142,11 +150,8 @@ def test_half_ships_float16_weights_and_measures_them(run, tmp_path):
     assert shipped["weights_dtype"] == "float16" and "stored as float16" in (tmp_path / "half.md").read_text()
     assert "stored as float16" not in (tmp_path / "full.md").read_text()
     # the card's figure is the float16 model's own
-    faces = make_faces(280)
-    test = faces.usage == 2
-    probs = checkpoint_probs(model, meta, faces.images[test], tta=shipped["tta"], precision=SHIPPED_PRECISION)
-    assert float((probs.argmax(1) == faces.labels[test]).mean()) == pytest.approx(shipped["test_accuracy"])
-    assert Recognizer(half, detector="none").predict_faces(faces.images[test][:3]).shape == (3, 7)
+    assert private_test_accuracy(model, meta, shipped["tta"]) == pytest.approx(shipped["test_accuracy"])
+    assert Recognizer(half, detector="none").predict_faces(make_faces(280).images[:3]).shape == (3, 7)
 
 
 def test_tta_choices_restrict_what_public_test_chooses_from(run, tmp_path):
@@ -165,8 +170,5 @@ def test_ten_crop_is_an_opt_in_choice_measured_as_it_ships(run, tmp_path):
     shipped = json.loads((tmp_path / "crops.json").read_text())["shipped"]
     assert shipped["tta"] == "tencrop" and list(shipped["val_accuracy_by_tta"]) == ["tencrop"]
     model, meta = load_model(target)
-    faces = make_faces(280)
-    test = faces.usage == 2
-    probs = checkpoint_probs(model, meta, faces.images[test], tta="tencrop", precision=SHIPPED_PRECISION)
-    assert float((probs.argmax(1) == faces.labels[test]).mean()) == pytest.approx(shipped["test_accuracy"])
+    assert private_test_accuracy(model, meta, "tencrop") == pytest.approx(shipped["test_accuracy"])
     assert checkpoint_tta(target) == "tencrop"
