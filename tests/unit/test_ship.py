@@ -1,6 +1,7 @@
 """Shipping a run: TTA chosen on val, test measured once, sidecar `shipped` block, generated card."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -116,6 +117,10 @@ def test_rename_refuses_to_break_an_ensemble_or_overwrite(run, tmp_path):
     with pytest.raises(CheckpointError, match=f"member of duo{SUFFIX}"):
         rename_shipped("tiny", "renamed", folder=tmp_path)
     assert (tmp_path / "tiny.safetensors").is_file() and not (tmp_path / "renamed.json").exists()
+    for ext in (".safetensors", ".json"):  # a run's checkpoint copied in by hand was never shipped
+        shutil.copyfile(run / f"best{ext}", tmp_path / f"raw{ext}")
+    with pytest.raises(CheckpointError, match="no `shipped` block"):
+        rename_shipped("raw", "renamed", folder=tmp_path)
 
 
 def test_shipping_measures_in_fp32_whatever_the_cpu(run):

@@ -174,13 +174,12 @@ def rename_shipped(old: str, new: str, *, folder: str | Path | None = None, sour
              (m.resolve() for m in read_ensemble(p).members)]
     if users:
         raise CheckpointError(f"{old!r} is a member of {', '.join(users)}; re-ship or remove those ensembles first")
-    meta = json.loads(sidecar.read_text())
+    model, meta = load_model(weights)  # validates the pair and reads the sidecar, once
     if "shipped" not in meta:
         raise CheckpointError(f"{sidecar} has no `shipped` block: ship the run with ship_run instead")
     shipped = {**meta["shipped"], "name": new}
     test_split = official_splits(meta["config"], source).test
-    model, model_meta = load_model(weights)
-    probs = checkpoint_probs(model, model_meta, test_split.images, tta=shipped["tta"], precision=SHIPPED_PRECISION)
+    probs = checkpoint_probs(model, meta, test_split.images, tta=shipped["tta"], precision=SHIPPED_PRECISION)
     test = classification_metrics(test_split.labels, probs, test_split.names)
     # The CI accuracy test's tolerance: another CPU's fp32 kernels may flip a face or two.
     if abs(test["accuracy"] - shipped["test_accuracy"]) > 0.002:
