@@ -121,7 +121,7 @@ def test_torch_and_onnx_backends_agree(cache: None, tta: str) -> None:
     assert np.abs(torch_probs - onnx_probs).max() < 1e-4
 
 
-def test_torch_precision_bf16_runs_under_autocast_and_auto_follows_the_cpu(rec: Recognizer) -> None:
+def test_torch_precision_bf16_runs_a_folded_bf16_net_and_auto_follows_the_cpu(rec: Recognizer) -> None:
     import torch
 
     from mien.train.hardware import cpu_has_native_bf16
@@ -131,10 +131,12 @@ def test_torch_precision_bf16_runs_under_autocast_and_auto_follows_the_cpu(rec: 
     bf16 = Recognizer(detector="none", precision="bf16")
     assert bf16.backend.precision == "bf16"
     seen = []
-    hook = bf16.backend.model.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    hook = bf16.backend.net.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     probs = bf16.predict_faces(crops)
     hook.remove()
     assert seen == [torch.bfloat16] and probs.dtype == np.float32
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in bf16.backend.net.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in bf16.backend.model.modules())  # for Grad-CAM
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     # bf16 keeps ~3 significant digits: close to fp32, not equal
     assert 0 < np.abs(probs - rec.predict_faces(crops)).max() < 0.05

@@ -54,9 +54,8 @@ def explain_images(
     """
     from ..infer import Recognizer
     from ..io.images import IMAGE_SUFFIXES, ImageError, expand_inputs, read_image
-    from .grids import plot_face_explanation
-
     from ..weights import resolve_model_source
+    from .grids import plot_face_explanation
 
     paths = expand_inputs([str(p) for p in inputs], suffixes=IMAGE_SUFFIXES)
     # Grad-CAM needs one network: an ensemble is refused here with its members named.

@@ -95,11 +95,13 @@ class _Backend:
 
 
 class TorchBackend(_Backend):
-    """Runs the checkpoint's PyTorch model under `torch.inference_mode`.
+    """Runs the checkpoint's PyTorch model under `torch.inference_mode`, batch norms folded.
 
-    `precision`: "fp32" (default; what model cards are measured with), "bf16" (autocast), or
-    "auto": bf16 on CUDA and on CPUs with bf16 matrix units (AMX / AVX512-BF16), where it runs
-    small CNNs ~3x faster (docs/results/flagship.md), else fp32.
+    `precision`: "fp32" (default; what model cards are measured with), "bf16" (weights and
+    activations in bf16), or "auto": bf16 on CUDA and on CPUs with bf16 matrix units (AMX /
+    AVX512-BF16), where it runs small CNNs ~3x faster (docs/results/flagship.md), else fp32.
+    `model` is the checkpoint's network as trained (Grad-CAM hooks its layers); `net`, which runs,
+    is `mien.infer.fold.inference_network`'s copy of it.
     """
 
     name = "torch"
@@ -112,18 +114,18 @@ class TorchBackend(_Backend):
 
         from ..train.checkpoint import load_model
         from ..train.hardware import resolve_precision
+        from .fold import inference_network
 
         model, meta = load_model(checkpoint, device=device)
         self.model = model.to(memory_format=torch.channels_last)
         self.device = next(self.model.parameters()).device
         self.precision = resolve_precision(precision, self.device)
+        self.net = inference_network(self.model, self.precision)
+        self._dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         super().__init__(ModelInfo.from_meta(meta, source=Path(checkpoint)), batch_size=batch_size, tta=tta)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        from ..train.hardware import autocast
-
-        with autocast(self.device, self.precision):
-            return self.model(x.to(self.device)).float().cpu()
+        return self.net(x.to(self.device, self._dtype)).float().cpu()
 
 
 class OnnxBackend(_Backend):
