@@ -2,8 +2,9 @@
 
 In eval mode a batch norm is a fixed per-channel affine map, so `torch.fx` merges it into the
 preceding convolution's weights and bias. That saves one pass over every activation map, which at
-48x48 costs about as much as the convolutions on a CPU: the shipped default classifies 1.3x more
-faces a second in bf16 and 1.4x in fp32 (docs/results/flagship.md, "Speed").
+48x48 costs about as much as the convolutions on a CPU: on an AMX machine the shipped default
+classifies 1.4-1.6x more faces a second in fp32, 1.05-1.2x in bf16, and one face in two thirds of
+the time in bf16 (docs/results/flagship.md, "Speed").
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def inference_network(model: nn.Module, precision: str) -> nn.Module:
     """`model` ready for inference at `precision` ("fp32" or "bf16"): batch norms folded, channels_last,
     and for bf16 the weights themselves in bf16 (the inputs must then be bf16 too).
 
-    Casting the folded weights once beats autocast, which re-casts them on every call: 1.3x at
-    batch 256 on an AMX CPU, where autocast over the unfolded net gains nothing from folding alone.
+    Casting the folded weights once beats autocast, which re-casts them on every call (on one AMX
+    core, folding under autocast gained 1.07x at batch 256; folded bf16 weights 1.29x).
     """
     if precision not in ("fp32", "bf16"):
         raise ModelError(f"precision must be fp32 or bf16 here (resolve 'auto' first), got {precision!r}")
