@@ -65,6 +65,20 @@ def test_shipped_ensemble_teacher_matches_the_ensembles_own_probabilities():
     assert all(not p.requires_grad for model, _ in teacher.members for p in model.parameters())
 
 
+def test_a_bf16_teacher_runs_folded_bf16_copies_that_agree_with_the_fp32_teacher():
+    faces = make_faces(16, seed=4)
+    x = torch.from_numpy(faces.images).unsqueeze(1).float() / 255.0
+    fp32 = load_teacher("default", class_names=read_ensemble(resolve_model_source("ensemble", allow_ensemble=True))
+                        .class_names, device=torch.device("cpu"))
+    bf16 = load_teacher("default", class_names=fp32.class_names, device=torch.device("cpu"), precision="bf16")
+    (net, _), = bf16.members
+    assert {p.dtype for p in net.parameters()} == {torch.bfloat16}
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # folded
+    ours = bf16.log_probs(x)
+    assert ours.dtype == torch.float32
+    np.testing.assert_allclose(ours.exp().numpy(), fp32.log_probs(x).exp().numpy(), atol=0.05)
+
+
 def test_teacher_must_exist_and_predict_the_students_classes(tmp_path):
     with pytest.raises(ModelError, match="no_such_teacher"):
         load_teacher("no_such_teacher", class_names=("angry", "happy"), device=torch.device("cpu"))
