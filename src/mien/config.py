@@ -162,7 +162,9 @@ class DistillConfig:
     """Knowledge distillation: loss = (1 - alpha) * hard-label loss + alpha * T^2 * KL(teacher || student)."""
 
     teacher: str = ""
-    """A shipped model or ensemble name ("ensemble"), a run directory or a checkpoint; empty: off.
+    """A shipped model or ensemble name ("ensemble"), a run directory or a checkpoint; several joined
+    by "+" ("resnet_small_ema_long+deep_cnn") average their members' probabilities, which names an
+    ensemble's members for good (the shipped `ensemble` is re-chosen as models ship); empty: off.
     It must predict the same classes as the student."""
     alpha: float = 0.5
     """Weight of the soft (teacher) term."""
@@ -172,6 +174,8 @@ class DistillConfig:
     def __post_init__(self) -> None:
         require(0 < self.alpha <= 1, f"distill.alpha must lie in (0, 1], got {self.alpha}")
         require(self.temperature > 0, f"distill.temperature must be > 0, got {self.temperature}")
+        require(all(part.strip() for part in self.teacher.split("+")) or not self.teacher,
+                f"distill.teacher {self.teacher!r} has an empty part between '+' signs")
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ def test_soft_loss_is_zero_only_when_the_student_agrees_and_pulls_it_towards_the
 
 @pytest.mark.parametrize("override, fragment", [("distill.alpha=0", "distill.alpha"),
                                                 ("distill.alpha=1.5", "distill.alpha"),
-                                                ("distill.temperature=0", "distill.temperature")])
+                                                ("distill.temperature=0", "distill.temperature"),
+                                                ("distill.teacher=default++deep_cnn", "empty part")])
 def test_bad_settings_are_named(override, fragment):
     with pytest.raises(ConfigError, match=fragment):
         apply_overrides(RunConfig(), [override])
@@ -63,6 +64,23 @@ def test_shipped_ensemble_teacher_matches_the_ensembles_own_probabilities():
     ours = teacher.log_probs(x).exp().numpy()
     np.testing.assert_allclose(ours, ensemble_probs(ensemble, faces.images, tta="none"), atol=1e-4)
     assert all(not p.requires_grad for model, _ in teacher.members for p in model.parameters())
+
+
+def test_members_joined_by_plus_make_the_same_teacher_as_the_ensemble_that_ships_them():
+    faces = make_faces(12, seed=5)
+    ensemble = read_ensemble(resolve_model_source("ensemble", allow_ensemble=True))
+    names = "+".join(path.name.removesuffix(".safetensors") for path in ensemble.members)
+    assert "+" in names  # the shipped ensemble has several members
+    joined = load_teacher(names, class_names=ensemble.class_names, device=torch.device("cpu"))
+    shipped = load_teacher("ensemble", class_names=ensemble.class_names, device=torch.device("cpu"))
+    assert joined.source.count(" + ") == len(ensemble.members) - 1
+    x = torch.from_numpy(faces.images).unsqueeze(1).float() / 255.0
+    torch.testing.assert_close(joined.log_probs(x), shipped.log_probs(x))
+    # an ensemble inside a "+" list contributes its members
+    both = load_teacher(f"ensemble + {names}", class_names=ensemble.class_names, device=torch.device("cpu"))
+    assert len(both.members) == 2 * len(ensemble.members)
+    with pytest.raises(ModelError, match="no_such_model"):
+        load_teacher(f"{names}+no_such_model", class_names=ensemble.class_names, device=torch.device("cpu"))
 
 
 def test_a_bf16_teacher_runs_folded_bf16_copies_that_agree_with_the_fp32_teacher():

@@ -1,7 +1,7 @@
 """Knowledge distillation (Hinton et al., 2015): a fixed teacher's softened probabilities as extra targets.
 
 The teacher is any model source inference takes: a shipped model or ensemble name, a run directory
-or a checkpoint. It sees the student's own augmented (and mixed) batch, each member through its
+or a checkpoint, or several of them joined by "+". It sees the student's own augmented (and mixed) batch, each member through its
 own normalisation and input size, so its targets always describe the image the student is shown.
 Each member runs as an inference copy (batch norms folded, bf16 weights in bf16: `mien.infer.fold`),
 which on an AMX core makes the teacher's share of a distillation step about a quarter smaller.
@@ -10,7 +10,6 @@ which on an AMX core makes the teacher's share of a distillation step about a qu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -29,7 +28,7 @@ class Teacher:
 
     members: tuple[tuple[nn.Module, InputSpec], ...]
     class_names: tuple[str, ...]
-    source: Path
+    source: str  # what it was loaded from, resolved: paths joined by " + "
     precision: str = "fp32"
 
     @torch.no_grad()
@@ -46,7 +45,8 @@ class Teacher:
 
 def load_teacher(source: str, *, class_names: Sequence[str], device: torch.device, precision: str = "fp32",
                  channels_last: bool = True) -> Teacher:
-    """Load `source` (shipped model/ensemble name, run directory or checkpoint) as a frozen teacher.
+    """Load `source` (shipped model/ensemble name, run directory or checkpoint; several joined by "+")
+    as a frozen teacher whose members are every model named, an ensemble's members in its place.
 
     Raises:
         ConfigError: the teacher predicts other classes than the student (names and order must match).
@@ -57,8 +57,8 @@ def load_teacher(source: str, *, class_names: Sequence[str], device: torch.devic
     from ..weights.ensemble import is_ensemble_manifest, read_ensemble
     from .checkpoint import load_model
 
-    path = resolve_model_source(source, allow_ensemble=True)
-    paths = read_ensemble(path).members if is_ensemble_manifest(path) else (path,)
+    sources = [resolve_model_source(part.strip(), allow_ensemble=True) for part in source.split("+")]
+    paths = [m for s in sources for m in (read_ensemble(s).members if is_ensemble_manifest(s) else (s,))]
     members = []
     for member in paths:
         model, meta = load_model(member, device=device)
@@ -68,7 +68,7 @@ def load_teacher(source: str, *, class_names: Sequence[str], device: torch.devic
         net = inference_network(model, precision).requires_grad_(False)
         members.append((net, InputSpec.for_model(model, Normalization(**meta["normalization"]),
                                                  channels_last=channels_last)))
-    return Teacher(tuple(members), tuple(class_names), path, precision)
+    return Teacher(tuple(members), tuple(class_names), " + ".join(map(str, sources)), precision)
 
 
 def distill_loss(student_logits: torch.Tensor, teacher_log_probs: torch.Tensor, *, temperature: float) -> torch.Tensor:
