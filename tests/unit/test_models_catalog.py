@@ -54,16 +54,16 @@ def _copy_shipped(tmp_path, *names):
 
 
 def test_catalog_of_a_folder_reads_its_own_manifests_and_fails_on_broken_ones(tmp_path):
-    _copy_shipped(tmp_path, "default", "baseline")
-    write_manifest(tmp_path / f"pair{SUFFIX}", members=["baseline", "default"],
+    _copy_shipped(tmp_path, "default", "deep_cnn")
+    write_manifest(tmp_path / f"pair{SUFFIX}", members=["deep_cnn", "default"],
                    class_names=_sidecar("default")["class_names"], shipped={"tta": "flip", "test_accuracy": 0.5})
     catalog = shipped_catalog(tmp_path)
-    assert [m.name for m in catalog] == ["baseline", "default", "pair"]
+    assert [m.name for m in catalog] == ["deep_cnn", "default", "pair"]
     pair = catalog[-1]
-    assert pair.members == ("baseline", "default") and pair.tta == "flip" and pair.test_accuracy == 0.5
-    assert pair.val_accuracy is None and pair.card is None and pair.architecture == "mean of baseline + default"
+    assert pair.members == ("deep_cnn", "default") and pair.tta == "flip" and pair.test_accuracy == 0.5
+    assert pair.val_accuracy is None and pair.card is None and pair.architecture == "mean of deep_cnn + default"
 
-    write_manifest(tmp_path / f"pair{SUFFIX}", members=["baseline", "missing"],
+    write_manifest(tmp_path / f"pair{SUFFIX}", members=["deep_cnn", "missing"],
                    class_names=_sidecar("default")["class_names"], shipped={})
     with pytest.raises(CheckpointError, match="missing"):
         shipped_catalog(tmp_path)
