@@ -29,7 +29,6 @@ class Teacher:
     members: tuple[tuple[nn.Module, InputSpec], ...]
     class_names: tuple[str, ...]
     source: str  # what it was loaded from, resolved: paths joined by " + "
-    precision: str = "fp32"
 
     @torch.no_grad()
     def log_probs(self, x: torch.Tensor) -> torch.Tensor:
@@ -47,6 +46,7 @@ def load_teacher(source: str, *, class_names: Sequence[str], device: torch.devic
                  channels_last: bool = True) -> Teacher:
     """Load `source` (shipped model/ensemble name, run directory or checkpoint; several joined by "+")
     as a frozen teacher whose members are every model named, an ensemble's members in its place.
+    `precision` ("fp32" or "bf16", resolved) is the dtype the members' folded weights run in.
 
     Raises:
         ConfigError: the teacher predicts other classes than the student (names and order must match).
@@ -68,7 +68,7 @@ def load_teacher(source: str, *, class_names: Sequence[str], device: torch.devic
         net = inference_network(model, precision).requires_grad_(False)
         members.append((net, InputSpec.for_model(model, Normalization(**meta["normalization"]),
                                                  channels_last=channels_last)))
-    return Teacher(tuple(members), tuple(class_names), " + ".join(map(str, sources)), precision)
+    return Teacher(tuple(members), tuple(class_names), " + ".join(map(str, sources)))
 
 
 def distill_loss(student_logits: torch.Tensor, teacher_log_probs: torch.Tensor, *, temperature: float) -> torch.Tensor:
