@@ -157,6 +157,17 @@ class FinetuneConfig:
                 f"finetune.backbone_lr_scale must be > 0, got {self.backbone_lr_scale}")
 
 
+def teacher_parts(teacher: str) -> tuple[str, ...]:
+    """The model sources a `distill.teacher` string names: "a + b" -> ("a", "b").
+
+    Raises:
+        ConfigError: a part between "+" signs is empty.
+    """
+    parts = tuple(part.strip() for part in teacher.split("+"))
+    require(all(parts), f"distill.teacher {teacher!r} has an empty part between '+' signs")
+    return parts
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Knowledge distillation: loss = (1 - alpha) * hard-label loss + alpha * T^2 * KL(teacher || student)."""
@@ -174,8 +185,8 @@ class DistillConfig:
     def __post_init__(self) -> None:
         require(0 < self.alpha <= 1, f"distill.alpha must lie in (0, 1], got {self.alpha}")
         require(self.temperature > 0, f"distill.temperature must be > 0, got {self.temperature}")
-        require(all(part.strip() for part in self.teacher.split("+")) or not self.teacher,
-                f"distill.teacher {self.teacher!r} has an empty part between '+' signs")
+        if self.teacher:
+            teacher_parts(self.teacher)
 
 
 @dataclass(frozen=True)

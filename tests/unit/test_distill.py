@@ -81,14 +81,16 @@ def test_members_joined_by_plus_make_the_same_teacher_as_the_ensemble_that_ships
     assert len(both.members) == 2 * len(ensemble.members)
     with pytest.raises(ModelError, match="no_such_model"):
         load_teacher(f"{names}+no_such_model", class_names=ensemble.class_names, device=torch.device("cpu"))
+    with pytest.raises(ConfigError, match="empty part"):
+        load_teacher(f"{names}+ ", class_names=ensemble.class_names, device=torch.device("cpu"))
 
 
 def test_a_bf16_teacher_runs_folded_bf16_copies_that_agree_with_the_fp32_teacher():
     faces = make_faces(16, seed=4)
     x = torch.from_numpy(faces.images).unsqueeze(1).float() / 255.0
-    fp32 = load_teacher("default", class_names=read_ensemble(resolve_model_source("ensemble", allow_ensemble=True))
-                        .class_names, device=torch.device("cpu"))
-    bf16 = load_teacher("default", class_names=fp32.class_names, device=torch.device("cpu"), precision="bf16")
+    classes = RunConfig().data.classes
+    fp32 = load_teacher("default", class_names=classes, device=torch.device("cpu"))
+    bf16 = load_teacher("default", class_names=classes, device=torch.device("cpu"), precision="bf16")
     (net, _), = bf16.members
     assert {p.dtype for p in net.parameters()} == {torch.bfloat16}
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # folded

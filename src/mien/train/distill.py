@@ -1,10 +1,11 @@
 """Knowledge distillation (Hinton et al., 2015): a fixed teacher's softened probabilities as extra targets.
 
 The teacher is any model source inference takes: a shipped model or ensemble name, a run directory
-or a checkpoint, or several of them joined by "+". It sees the student's own augmented (and mixed) batch, each member through its
-own normalisation and input size, so its targets always describe the image the student is shown.
-Each member runs as an inference copy (batch norms folded, bf16 weights in bf16: `mien.infer.fold`),
-which on an AMX core makes the teacher's share of a distillation step about a quarter smaller.
+or a checkpoint, or several of them joined by "+". It sees the student's own augmented (and mixed)
+batch, each member through its own normalisation and input size, so its targets always describe
+the image the student is shown. Each member runs as an inference copy (batch norms folded, bf16
+weights in bf16: `mien.infer.fold`): on an AMX machine at 2 threads, batch 128, that cut the 2.8 M
+`resnet_small_ema_long`'s forward pass from 0.167 to 0.129 s and `deep_cnn`'s from 0.068 to 0.056 s.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import teacher_parts
 from ..errors import ConfigError
 from ..infer.fold import inference_network
 from .loop import InputSpec
@@ -49,7 +51,8 @@ def load_teacher(source: str, *, class_names: Sequence[str], device: torch.devic
     `precision` ("fp32" or "bf16", resolved) is the dtype the members' folded weights run in.
 
     Raises:
-        ConfigError: the teacher predicts other classes than the student (names and order must match).
+        ConfigError: the teacher predicts other classes than the student (names and order must match),
+            or a part of `source` between "+" signs is empty.
         ModelError / CheckpointError: `source` names no model.
     """
     from ..data.pipeline import Normalization
@@ -57,7 +60,7 @@ def load_teacher(source: str, *, class_names: Sequence[str], device: torch.devic
     from ..weights.ensemble import is_ensemble_manifest, read_ensemble
     from .checkpoint import load_model
 
-    sources = [resolve_model_source(part.strip(), allow_ensemble=True) for part in source.split("+")]
+    sources = [resolve_model_source(part, allow_ensemble=True) for part in teacher_parts(source)]
     paths = [m for s in sources for m in (read_ensemble(s).members if is_ensemble_manifest(s) else (s,))]
     members = []
     for member in paths:
