@@ -14,6 +14,7 @@ from pathlib import Path
 
 
 def main() -> int:
+    from mien.train.quantize import STORAGE
     from mien.weights.ship import ship_run
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -24,14 +25,16 @@ def main() -> int:
     parser.add_argument("--limits", default="", help="extra Markdown bullets for the card's limits section")
     parser.add_argument("--data", default=None, help="FER2013 source overriding the run's own")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the package's weights)")
-    parser.add_argument("--half", action="store_true",
-                        help="store float16 weights (half the bytes); the card is measured on them")
+    parser.add_argument("--weights", choices=STORAGE, default="float32",
+                        help="how the weights are stored: float32 as trained, float16 (half the bytes) or int8 "
+                             "(convolution and linear weights per output channel, about a quarter); the card is "
+                             "measured on the stored weights")
     parser.add_argument("--tta-choices", default="none,flip",
                         help="TTA modes PublicTest chooses from (default: none,flip; none alone keeps full speed; "
                              "add tencrop for a model trained on random crops)")
     args = parser.parse_args()
     target = ship_run(args.run_dir, name=args.name, command=args.command, title=args.title, limits=args.limits,
-                      source=args.data, out_dir=args.out, half=args.half,
+                      source=args.data, out_dir=args.out, storage=args.weights,
                       tta_choices=tuple(args.tta_choices.split(",")))
     print(f"shipped {target} (card: {target.with_suffix('.md')})")
     return 0

@@ -141,22 +141,31 @@ def private_test_accuracy(model, meta, tta: str) -> float:
     return float((probs.argmax(1) == faces.labels[test]).mean())
 
 
-def test_half_ships_float16_weights_and_measures_them(run, tmp_path):
+@pytest.mark.parametrize("storage, dtype, ratio, text", [
+    ("float16", torch.float16, 0.6, "stored as float16"),
+    ("int8", torch.int8, 0.4, "stored as int8 with a float32 scale per output channel"),
+])
+def test_smaller_storage_ships_rounded_weights_and_measures_them(run, tmp_path, storage, dtype, ratio, text):
     from safetensors.torch import load_file
 
+    from mien.train.quantize import SCALE_SUFFIX
+
     full = ship_run(run, name="full", command="x", out_dir=tmp_path)
-    half = ship_run(run, name="half", command="x", out_dir=tmp_path, half=True)
-    stored = load_file(str(half))
-    assert all(v.dtype in (torch.float16, torch.int64) for v in stored.values())
-    assert half.stat().st_size < 0.6 * full.stat().st_size
-    model, meta = load_model(half)
+    small = ship_run(run, name="small", command="x", out_dir=tmp_path, storage=storage)
+    stored = load_file(str(small))
+    weights = {k: v for k, v in stored.items() if k.endswith(".weight") and v.ndim >= 2}
+    assert weights and all(v.dtype == dtype for v in weights.values())
+    assert all(v.dtype in (torch.float16, torch.int64) for k, v in stored.items()
+               if k not in weights and SCALE_SUFFIX not in k)
+    assert small.stat().st_size < ratio * full.stat().st_size
+    model, meta = load_model(small)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     shipped = meta["shipped"]
-    assert shipped["weights_dtype"] == "float16" and "stored as float16" in (tmp_path / "half.md").read_text()
-    assert "stored as float16" not in (tmp_path / "full.md").read_text()
-    # the card's figure is the float16 model's own
+    assert shipped["weights_dtype"] == storage and text in (tmp_path / "small.md").read_text()
+    assert "stored as" not in (tmp_path / "full.md").read_text()
+    # the card's figure is the rounded model's own
     assert private_test_accuracy(model, meta, shipped["tta"]) == pytest.approx(shipped["test_accuracy"])
-    assert Recognizer(half, detector="none").predict_faces(make_faces(280).images[:3]).shape == (3, 7)
+    assert Recognizer(small, detector="none").predict_faces(make_faces(280).images[:3]).shape == (3, 7)
 
 
 def test_tta_choices_restrict_what_public_test_chooses_from(run, tmp_path):

@@ -71,7 +71,8 @@ def write_weights(path: str | Path, tensors: dict[str, torch.Tensor], *, epoch: 
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(tensors, meta) of a checkpoint given as `X.safetensors`, `X.json` or `X`."""
+    """(tensors, meta) of a checkpoint given as `X.safetensors`, `X.json` or `X`; int8-stored weights
+    (`mien.train.quantize`) come back as float32."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -92,7 +93,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         tag = (f.metadata() or {}).get("epoch", "")
     if tag != str(meta.get("epoch", "")):
         raise CheckpointError(f"{weights} (epoch {tag}) and {sidecar} (epoch {meta.get('epoch')}) do not match")
-    return load_file(str(weights)), meta
+    from .quantize import dequantize
+
+    return dequantize(load_file(str(weights))), meta
 
 
 def model_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

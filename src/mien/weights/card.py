@@ -42,8 +42,7 @@ def render_card(*, meta: dict[str, Any], shipped: dict[str, Any], test: dict[str
         f"- **Architecture**: `{spec['name']}` ({kwargs}), {spec['in_chans']}-channel "
         f"{meta['input_size'][0]}x{meta['input_size'][1]} input normalised with the training-set mean/std "
         f"stored in `{shipped['name']}.json`.",
-        *(["- **Weights**: stored as float16 (half the bytes) and run in fp32; every figure on this card "
-           "was measured on those rounded weights."] if shipped.get("weights_dtype") == "float16" else []),
+        *_storage_lines(shipped.get("weights_dtype", "float32")),
         "- **Data and protocol**: FER2013 (rebuilt npz). Trained on Training; the checkpoint "
         f"(epoch {shipped['epoch']}) and the test-time augmentation (`{shipped['tta']}`) were chosen on "
         f"PublicTest; PrivateTest ({test['n']} faces) was evaluated once with that choice.",
@@ -55,6 +54,16 @@ def render_card(*, meta: dict[str, Any], shipped: dict[str, Any], test: dict[str
         *_results_sections(shipped, test, limits),
     ]
     return "\n".join(lines)
+
+
+def _storage_lines(storage: str) -> list[str]:
+    how = {"float16": "as float16 (half the bytes)",
+           "int8": "as int8 with a float32 scale per output channel for every convolution and linear weight, "
+                   "float16 elsewhere (about a quarter of the bytes),"}
+    if storage not in how:
+        return []
+    return [f"- **Weights**: stored {how[storage]} and run in fp32; every figure on this card was measured on "
+            "those rounded weights."]
 
 
 def _distill_lines(meta: dict[str, Any]) -> list[str]:

@@ -65,7 +65,7 @@ def ship_run(
     title: str | None = None,
     limits: str = "",
     seed: int = 0,
-    half: bool = False,
+    storage: str = "float32",
     tta_choices: tuple[str, ...] = TTA_CHOICES,
 ) -> Path:
     """Evaluate the run's best checkpoint per protocol and write NAME.safetensors/.json/.md.
@@ -82,9 +82,11 @@ def ship_run(
         tta_choices: the TTA modes PublicTest chooses from (a subset of `mien.tta.TTA_MODES`), e.g.
             ("none",) where flip's doubled cost would break a speed floor, or all three for a model
             trained on random crops, whose card then may state a ten-crop accuracy.
-        half: store the floating-point weights as float16 (half the bytes, for the package's 25 MB
-            budget). Everything is then measured on the float16-rounded weights, which load back
-            into the fp32 model (`load_model`), so the card describes exactly what ships.
+        storage: how the weights are stored (`mien.train.quantize.STORAGE`): "float32" as trained,
+            "float16" (half the bytes) or "int8" (convolution and linear weights per output channel,
+            about a quarter), for the package's 25 MB budget. Everything is then measured on the
+            rounded weights, which load back into the fp32 model (`load_model`), so the card
+            describes exactly what ships.
 
     Returns:
         The written `.safetensors` path.
@@ -95,6 +97,7 @@ def ship_run(
     from ..evaluate.robustness import robustness_table
     from ..evaluate.run import checkpoint_probs
     from ..train.checkpoint import model_from_checkpoint, read_checkpoint, resolve_checkpoint, write_weights
+    from ..train.quantize import dequantize, quantize
     from .card import render_card
 
     if not tta_choices or not set(tta_choices) <= set(TTA_MODES):
@@ -104,10 +107,9 @@ def ship_run(
     tensors, meta = read_checkpoint(ckpt)
     if any(not k.startswith("model.") for k in tensors):
         raise CheckpointError(f"{ckpt} carries optimizer state; ship a best checkpoint, which has none")
-    if half:
-        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-    # With half=True: the fp16-rounded values in the fp32 model, which is what ships.
-    model = model_from_checkpoint(tensors, meta, where=ckpt)
+    stored = quantize(tensors, storage)
+    # The rounded values in the fp32 model: what ships.
+    model = model_from_checkpoint(dequantize(stored), meta, where=ckpt)
     split = meta["config"]["data"]["split"]
     if split != "official":
         raise DataError(f"only runs on the official FER2013 split can be shipped (this run used {split!r})")
@@ -128,15 +130,15 @@ def ship_run(
         "test_accuracy": test["accuracy"], "test_macro_f1": test["f1"]["macro"], "test_n": test["n"],
         "epoch": meta["epoch"] + 1, "training_minutes": _training_minutes(run_dir),
         "hardware": _hardware(run_dir), "command": command, "robustness": robustness,
-        "weights_dtype": "float16" if half else "float32",
+        "weights_dtype": storage,
     }
     out = Path(out_dir) if out_dir is not None else _DIR
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{name}.safetensors"
-    if half:
-        write_weights(target, tensors, epoch=meta.get("epoch", ""))
-    else:
+    if storage == "float32":
         shutil.copyfile(ckpt, target)
+    else:
+        write_weights(target, stored, epoch=meta.get("epoch", ""))
     meta = {k: v for k, v in meta.items() if k != "optimizer"}  # a shipped sidecar never describes training state
     (out / f"{name}.json").write_text(json.dumps({**meta, "shipped": shipped}, indent=2))
     (out / f"{name}.md").write_text(render_card(meta=meta, shipped=shipped, test=test,
