@@ -18,7 +18,7 @@ from mien.infer import Recognizer
 from mien.train.checkpoint import load_model
 from mien.weights import checkpoint_tta, resolve_model_source
 from mien.weights.ensemble import SUFFIX, write_manifest
-from mien.weights.ship import SHIPPED_PRECISION, TTA_CHOICES, rename_shipped, ship_run
+from mien.weights.ship import SHIPPED_PRECISION, TTA_CHOICES, rename_shipped, restore_shipped, ship_run
 
 TINY = ["model.name=resnet_small", "model.kwargs.widths=[8,8,16,16]", "model.kwargs.blocks=[1,1,1,1]",
         "train.batch_size=32", "train.epochs=2"]
@@ -121,6 +121,45 @@ def test_rename_refuses_to_break_an_ensemble_or_overwrite(run, tmp_path):
         shutil.copyfile(run / f"best{ext}", tmp_path / f"raw{ext}")
     with pytest.raises(CheckpointError, match="no `shipped` block"):
         rename_shipped("raw", "renamed", folder=tmp_path)
+
+
+def test_restore_stores_a_shipped_model_smaller_and_measures_its_card_again(run, tmp_path):
+    from safetensors.torch import load_file
+
+    ship_run(run, name="tiny", command="mien train tiny.yaml", out_dir=tmp_path, title="a tiny net",
+             limits="- Trained on 280 synthetic faces.", storage="float16")
+    before = json.loads((tmp_path / "tiny.json").read_text())["shipped"]
+    target = restore_shipped("tiny", storage="int8", folder=tmp_path)
+    assert target == tmp_path / "tiny.safetensors"
+    assert load_file(str(target))["model.fc.weight"].dtype == torch.int8
+    after = json.loads((tmp_path / "tiny.json").read_text())["shipped"]
+    assert after["weights_dtype"] == "int8" and set(after["val_accuracy_by_tta"]) == set(before["val_accuracy_by_tta"])
+    for key in ("epoch", "command", "training_minutes", "hardware", "test_n"):
+        assert after[key] == before[key]
+    card = (tmp_path / "tiny.md").read_text()
+    assert card.startswith("# Model card: `tiny` (a tiny net)") and "- Trained on 280 synthetic faces." in card
+    assert "stored as int8" in card and f"Accuracy **{100 * after['test_accuracy']:.2f} %**" in card
+    # the card's figures are the int8 model's own
+    model, meta = load_model(target)
+    assert private_test_accuracy(model, meta, after["tta"]) == pytest.approx(after["test_accuracy"])
+    assert meta["shipped"] == after and "optimizer" not in meta
+
+
+def test_restore_refuses_a_storage_no_smaller_an_ensemble_member_and_unshipped_models(run, tmp_path):
+    ship_run(run, name="tiny", command="x", out_dir=tmp_path, storage="float16")
+    for storage in ("float16", "float32", "int4"):
+        with pytest.raises(CheckpointError, match=f"stored as float16.*not '{storage}'"):
+            restore_shipped("tiny", storage=storage, folder=tmp_path)
+    with pytest.raises(CheckpointError, match="no shipped model named 'nope'"):
+        restore_shipped("nope", storage="int8", folder=tmp_path)
+    names = json.loads((tmp_path / "tiny.json").read_text())["class_names"]
+    write_manifest(tmp_path / f"solo{SUFFIX}", members=["tiny"], class_names=names, shipped={"name": "solo", "tta": "none"})
+    with pytest.raises(CheckpointError, match=f"member of solo{SUFFIX}"):
+        restore_shipped("tiny", storage="int8", folder=tmp_path)
+    for ext in (".safetensors", ".json"):
+        shutil.copyfile(run / f"best{ext}", tmp_path / f"raw{ext}")
+    with pytest.raises(CheckpointError, match="no `shipped` block"):
+        restore_shipped("raw", storage="int8", folder=tmp_path)
 
 
 def test_shipping_measures_in_fp32_whatever_the_cpu(run):

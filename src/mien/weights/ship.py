@@ -91,14 +91,8 @@ def ship_run(
     Returns:
         The written `.safetensors` path.
     """
-    import numpy as np
-
-    from ..evaluate.metrics import classification_metrics
-    from ..evaluate.robustness import robustness_table
-    from ..evaluate.run import checkpoint_probs
-    from ..train.checkpoint import model_from_checkpoint, read_checkpoint, resolve_checkpoint, write_weights
-    from ..train.quantize import dequantize, quantize
-    from .card import render_card
+    from ..train.checkpoint import read_checkpoint, resolve_checkpoint
+    from ..train.quantize import quantize
 
     if not tta_choices or not set(tta_choices) <= set(TTA_MODES):
         raise DataError(f"tta_choices must be a non-empty subset of {TTA_MODES}, got {tta_choices!r}")
@@ -107,9 +101,70 @@ def ship_run(
     tensors, meta = read_checkpoint(ckpt)
     if any(not k.startswith("model.") for k in tensors):
         raise CheckpointError(f"{ckpt} carries optimizer state; ship a best checkpoint, which has none")
-    stored = quantize(tensors, storage)
+    record = {"epoch": meta["epoch"] + 1, "training_minutes": _training_minutes(run_dir),
+              "hardware": _hardware(run_dir), "command": command}
+    return _measure_and_write(quantize(tensors, storage), meta, storage=storage, where=ckpt, name=name,
+                              out=Path(out_dir) if out_dir is not None else _DIR, tta_choices=tta_choices,
+                              source=source, seed=seed, title=title or name, limits=limits, record=record,
+                              copy_from=ckpt if storage == "float32" else None)
+
+
+def restore_shipped(name: str, *, storage: str, folder: str | Path | None = None, source: str | Path | None = None,
+                    seed: int = 0) -> Path:
+    """Store the shipped model `name` again in `storage` ("float16" or "int8", smaller than now), to
+    fit more models in the package's budget, and re-measure its whole card on the rounded weights.
+
+    The checkpoint stays as chosen; the TTA is chosen again on PublicTest from the same choices as
+    when it shipped, PrivateTest is evaluated once with it, and the robustness table is measured
+    again. The card keeps its heading, limits, training command, hardware and minutes.
+
+    Raises:
+        CheckpointError: `name` is not shipped with a `shipped` block, `storage` is not smaller than
+            the model's storage now, or an ensemble manifest in the folder names it as a member (its
+            card would no longer hold: remove the manifest, restore, then re-ship the ensemble).
+    """
+    from ..train.checkpoint import read_checkpoint
+    from ..train.quantize import STORAGE, quantize
+
+    base = Path(folder) if folder is not None else _DIR
+    weights = base / f"{name}.safetensors"
+    if not (weights.is_file() and (base / f"{name}.json").is_file()):
+        raise CheckpointError(f"no shipped model named {name!r} in {base}")
+    _refuse_ensemble_members(base, weights, name)
+    tensors, meta = read_checkpoint(weights)
+    if "shipped" not in meta:
+        raise CheckpointError(f"{base / f'{name}.json'} has no `shipped` block: ship the run with ship_run instead")
+    shipped = meta.pop("shipped")
+    now = shipped.get("weights_dtype", "float32")
+    if storage not in STORAGE or STORAGE.index(storage) <= STORAGE.index(now):
+        raise CheckpointError(f"{name!r} is stored as {now}; restore it in a smaller storage than that "
+                              f"(one of {STORAGE[STORAGE.index(now) + 1:]}), not {storage!r}")
+    title, limits = _card_title_and_limits(base / f"{name}.md", name)
+    record = {k: shipped[k] for k in ("epoch", "training_minutes", "hardware", "command")}
+    return _measure_and_write(quantize(tensors, storage), meta, storage=storage, where=weights, name=name, out=base,
+                              tta_choices=tuple(shipped["val_accuracy_by_tta"]), source=source, seed=seed,
+                              title=title, limits=limits, record=record, copy_from=None)
+
+
+def _measure_and_write(stored: dict[str, Any], meta: dict[str, Any], *, storage: str, where: Path, name: str,
+                       out: Path, tta_choices: tuple[str, ...], source: str | Path | None, seed: int, title: str,
+                       limits: str, record: dict[str, Any], copy_from: Path | None) -> Path:
+    """Measure the `stored` weights per protocol and write NAME.safetensors/.json/.md into `out`.
+
+    `record`: the card's training facts (epoch, minutes, hardware, command); `copy_from`: a file
+    holding exactly `stored`, copied instead of written again.
+    """
+    import numpy as np
+
+    from ..evaluate.metrics import classification_metrics
+    from ..evaluate.robustness import robustness_table
+    from ..evaluate.run import checkpoint_probs
+    from ..train.checkpoint import model_from_checkpoint, write_weights
+    from ..train.quantize import dequantize
+    from .card import render_card
+
     # The rounded values in the fp32 model: what ships.
-    model = model_from_checkpoint(dequantize(stored), meta, where=ckpt)
+    model = model_from_checkpoint(dequantize(stored), meta, where=where)
     split = meta["config"]["data"]["split"]
     if split != "official":
         raise DataError(f"only runs on the official FER2013 split can be shipped (this run used {split!r})")
@@ -128,22 +183,40 @@ def ship_run(
     shipped = {
         "name": name, "tta": tta, "val_accuracy": val_acc[tta], "val_accuracy_by_tta": val_acc,
         "test_accuracy": test["accuracy"], "test_macro_f1": test["f1"]["macro"], "test_n": test["n"],
-        "epoch": meta["epoch"] + 1, "training_minutes": _training_minutes(run_dir),
-        "hardware": _hardware(run_dir), "command": command, "robustness": robustness,
-        "weights_dtype": storage,
+        **record, "robustness": robustness, "weights_dtype": storage,
     }
-    out = Path(out_dir) if out_dir is not None else _DIR
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{name}.safetensors"
-    if storage == "float32":
-        shutil.copyfile(ckpt, target)
+    if copy_from is not None:
+        shutil.copyfile(copy_from, target)
     else:
         write_weights(target, stored, epoch=meta.get("epoch", ""))
     meta = {k: v for k, v in meta.items() if k != "optimizer"}  # a shipped sidecar never describes training state
     (out / f"{name}.json").write_text(json.dumps({**meta, "shipped": shipped}, indent=2))
-    (out / f"{name}.md").write_text(render_card(meta=meta, shipped=shipped, test=test,
-                                                title=title or name, limits=limits))
+    (out / f"{name}.md").write_text(render_card(meta=meta, shipped=shipped, test=test, title=title, limits=limits))
     return target
+
+
+def _refuse_ensemble_members(base: Path, weights: Path, name: str) -> None:
+    from .ensemble import SUFFIX, read_ensemble
+
+    users = [p.name for p in sorted(base.glob(f"*{SUFFIX}")) if weights.resolve() in
+             (m.resolve() for m in read_ensemble(p).members)]
+    if users:
+        raise CheckpointError(f"{name!r} is a member of {', '.join(users)}; re-ship or remove those ensembles first")
+
+
+def _card_title_and_limits(card: Path, name: str) -> tuple[str, str]:
+    """A generated card's heading (inside the parentheses) and its own limits bullets, to regenerate it."""
+    import re
+
+    from .card import FER_LIMITS
+
+    text = card.read_text() if card.is_file() else ""
+    heading = re.match(r"# Model card: `[^`]*` \((.*)\)", text)
+    # The card's own limits bullets sit between the section heading and the FER2013 boilerplate.
+    limits = text.partition("## Known limits and biases\n\n")[2].partition(FER_LIMITS)[0].strip()
+    return (heading.group(1) if heading else name), limits
 
 
 def rename_shipped(old: str, new: str, *, folder: str | Path | None = None, source: str | Path | None = None) -> Path:
@@ -158,13 +231,11 @@ def rename_shipped(old: str, new: str, *, folder: str | Path | None = None, sour
         CheckpointError: `old` is not shipped with a `shipped` block, `new` exists, an ensemble
             manifest in the folder names `old` as a member, or the re-measured accuracy differs.
     """
-    import re
-
     from ..evaluate.metrics import classification_metrics
     from ..evaluate.run import checkpoint_probs
     from ..train.checkpoint import load_model
-    from .card import FER_LIMITS, render_card
-    from .ensemble import SUFFIX, read_ensemble
+    from .card import render_card
+    from .ensemble import SUFFIX
 
     base = Path(folder) if folder is not None else _DIR
     weights, sidecar, card = (base / f"{old}{ext}" for ext in (".safetensors", ".json", ".md"))
@@ -172,10 +243,7 @@ def rename_shipped(old: str, new: str, *, folder: str | Path | None = None, sour
         raise CheckpointError(f"no shipped model named {old!r} in {base}")
     if (base / f"{new}.safetensors").exists() or (base / f"{new}{SUFFIX}").exists():
         raise CheckpointError(f"{new!r} already names a shipped model or ensemble in {base}")
-    users = [p.name for p in sorted(base.glob(f"*{SUFFIX}")) if weights.resolve() in
-             (m.resolve() for m in read_ensemble(p).members)]
-    if users:
-        raise CheckpointError(f"{old!r} is a member of {', '.join(users)}; re-ship or remove those ensembles first")
+    _refuse_ensemble_members(base, weights, old)
     model, meta = load_model(weights)  # validates the pair and reads the sidecar, once
     if "shipped" not in meta:
         raise CheckpointError(f"{sidecar} has no `shipped` block: ship the run with ship_run instead")
@@ -188,14 +256,10 @@ def rename_shipped(old: str, new: str, *, folder: str | Path | None = None, sour
         raise CheckpointError(f"{old!r} now scores {test['accuracy']:.4%} on the test split, its card says "
                               f"{shipped['test_accuracy']:.4%}: wrong data source? (source=...)")
     shipped.update(test_accuracy=test["accuracy"], test_macro_f1=test["f1"]["macro"])
-    text = card.read_text() if card.is_file() else ""
-    heading = re.match(r"# Model card: `[^`]*` \((.*)\)", text)
-    # The card's own limits bullets sit between the section heading and the FER2013 boilerplate.
-    limits = text.partition("## Known limits and biases\n\n")[2].partition(FER_LIMITS)[0].strip()
+    title, limits = _card_title_and_limits(card, new)
     shutil.copyfile(weights, base / f"{new}.safetensors")
     (base / f"{new}.json").write_text(json.dumps({**meta, "shipped": shipped}, indent=2))
-    (base / f"{new}.md").write_text(render_card(meta=meta, shipped=shipped, test=test,
-                                                title=heading.group(1) if heading else new, limits=limits))
+    (base / f"{new}.md").write_text(render_card(meta=meta, shipped=shipped, test=test, title=title, limits=limits))
     for path in (weights, sidecar, card):
         path.unlink(missing_ok=True)
     return base / f"{new}.safetensors"
