@@ -65,3 +65,10 @@ def test_files_are_not_pickles(tmp_path):
     path = save_checkpoint(tmp_path / "ck", model=model, meta=_meta(model))
     head = path.read_bytes()[:2]
     assert head != b"\x80\x02" and not path.read_bytes().startswith(b"PK")  # neither pickle nor torch zip
+
+
+def test_weights_files_are_readable_by_every_user(tmp_path):
+    # safetensors writes 0600; a wheel built from shipped weights so written would lock other users out
+    model = create_model("resnet_small", num_classes=3, **SPEC)
+    path = save_checkpoint(tmp_path / "best", model=model, meta=_meta(model))
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -65,8 +65,13 @@ def write_weights(path: str | Path, tensors: dict[str, torch.Tensor], *, epoch: 
     """
     from safetensors.torch import save_file
 
+    def write(tmp: Path) -> None:
+        save_file(tensors, str(tmp), metadata={"epoch": str(epoch)})
+        # safetensors creates its files 0600; shipped weights must stay readable by every user of the package.
+        tmp.chmod(0o644)
+
     path = Path(path)
-    write_atomically(path, lambda p: save_file(tensors, str(p), metadata={"epoch": str(epoch)}))
+    write_atomically(path, write)
     return path
 
 
