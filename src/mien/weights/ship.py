@@ -105,8 +105,7 @@ def ship_run(
               "hardware": _hardware(run_dir), "command": command}
     return _measure_and_write(quantize(tensors, storage), meta, storage=storage, where=ckpt, name=name,
                               out=Path(out_dir) if out_dir is not None else _DIR, tta_choices=tta_choices,
-                              source=source, seed=seed, title=title or name, limits=limits, record=record,
-                              copy_from=ckpt if storage == "float32" else None)
+                              source=source, seed=seed, title=title or name, limits=limits, record=record)
 
 
 def restore_shipped(name: str, *, storage: str, folder: str | Path | None = None, source: str | Path | None = None,
@@ -143,16 +142,15 @@ def restore_shipped(name: str, *, storage: str, folder: str | Path | None = None
     record = {k: shipped[k] for k in ("epoch", "training_minutes", "hardware", "command")}
     return _measure_and_write(quantize(tensors, storage), meta, storage=storage, where=weights, name=name, out=base,
                               tta_choices=tuple(shipped["val_accuracy_by_tta"]), source=source, seed=seed,
-                              title=title, limits=limits, record=record, copy_from=None)
+                              title=title, limits=limits, record=record)
 
 
 def _measure_and_write(stored: dict[str, Any], meta: dict[str, Any], *, storage: str, where: Path, name: str,
                        out: Path, tta_choices: tuple[str, ...], source: str | Path | None, seed: int, title: str,
-                       limits: str, record: dict[str, Any], copy_from: Path | None) -> Path:
+                       limits: str, record: dict[str, Any]) -> Path:
     """Measure the `stored` weights per protocol and write NAME.safetensors/.json/.md into `out`.
 
-    `record`: the card's training facts (epoch, minutes, hardware, command); `copy_from`: a file
-    holding exactly `stored`, copied instead of written again.
+    `record`: the card's training facts (epoch, minutes, hardware, command).
     """
     import numpy as np
 
@@ -187,10 +185,7 @@ def _measure_and_write(stored: dict[str, Any], meta: dict[str, Any], *, storage:
     }
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{name}.safetensors"
-    if copy_from is not None:
-        shutil.copyfile(copy_from, target)
-    else:
-        write_weights(target, stored, epoch=meta.get("epoch", ""))
+    write_weights(target, stored, epoch=meta.get("epoch", ""))
     meta = {k: v for k, v in meta.items() if k != "optimizer"}  # a shipped sidecar never describes training state
     (out / f"{name}.json").write_text(json.dumps({**meta, "shipped": shipped}, indent=2))
     (out / f"{name}.md").write_text(render_card(meta=meta, shipped=shipped, test=test, title=title, limits=limits))
