@@ -46,18 +46,24 @@ def test_forward_backward_and_gradcam_at_the_declared_input(name: str) -> None:
     assert isinstance(model.input_size, tuple) and len(model.input_size) == 2 and model.in_chans == 1
     x = InputSpec.for_model(model, NORM, channels_last=False)(_faces(2))
     assert x.shape == (2, model.in_chans, *model.input_size)
-    maps: list[torch.Tensor] = []
-    handle = gradcam_target(model).register_forward_hook(lambda _m, _i, out: maps.append(out))
+    maps: list[tuple[torch.Tensor, int]] = []
+    handle = gradcam_target(model).register_forward_hook(lambda _m, _i, out: maps.append((out, out._version)))
     try:
         logits = model(x)
     finally:
         handle.remove()
     assert logits.shape == (2, 7) and torch.isfinite(logits).all()
-    maps[0].retain_grad()
+    (act, version), = maps
+    # Grad-CAM reads the activation after the pass: nothing later (an in-place ReLU) may overwrite it.
+    assert act._version == version
+    act.retain_grad()
     nn.functional.cross_entropy(logits, torch.tensor([1, 4])).backward()
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    assert trainable and all(p.grad is not None and torch.isfinite(p.grad).all() for _, p in trainable)
-    assert maps[0].ndim == 4 and min(maps[0].shape[2:]) > 1 and maps[0].grad.abs().sum() > 0
+    assert trainable
+    for pname, p in trainable:
+        assert p.grad is not None, f"{name}.{pname} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{name}.{pname} has a non-finite gradient"
+    assert act.ndim == 4 and act.shape[0] == 2 and min(act.shape[2:]) > 1 and act.grad.abs().sum() > 0
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -75,9 +81,10 @@ def test_checkpoint_round_trip_onnx_export_and_inference(name: str, tmp_path: Pa
     meta = {"model": model.spec, "class_names": list(EMOTIONS), "normalization": NORM.to_dict(),
             "input_size": list(model.input_size), "epoch": 0}
     path = save_checkpoint(tmp_path / "best", model=model, meta=meta)
+    torch.manual_seed(1)  # a rebuild that ignored the stored weights would start from other ones
     loaded, loaded_meta = load_model(path)
     assert (loaded.input_size, loaded.in_chans) == (model.input_size, model.in_chans)
-    x = InputSpec.for_model(loaded, NORM, channels_last=False)(_faces(2, seed=5))
+    x = InputSpec.for_model(loaded, NORM, channels_last=False)(_faces(3, seed=5))
     with torch.no_grad():
         want = model(x)
         assert torch.equal(loaded(x), want)
@@ -86,8 +93,9 @@ def test_checkpoint_round_trip_onnx_export_and_inference(name: str, tmp_path: Pa
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
-    (got,) = session.run(None, {"input": x[:1].numpy()})  # batch 1: the export's batch axis is dynamic
-    np.testing.assert_allclose(got, want[:1].numpy(), atol=1e-3, rtol=1e-3)
+    (got,) = session.run(None, {"input": x.numpy()})  # batch 3: the export traced batch 2, its batch axis is dynamic
+    assert got.shape == (3, 7)
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-4, rtol=1e-4)
 
     # Inference resizes 48x48 crops to the checkpoint's declared input and matches the model.
     crops = (_faces(2, seed=5)[:, 0] * 255).round().to(torch.uint8).numpy()
