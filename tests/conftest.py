@@ -73,3 +73,18 @@ def torch_gen(seed: int = 0, device: str = "cpu") -> torch.Generator:
 @pytest.fixture
 def faces() -> FaceArrays:
     return make_faces()
+
+
+def run_script(path: Path, *argv: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """`python path argv...` in this process: `main()` of a script in scripts/ or benchmarks/.
+
+    A fresh interpreter would import torch and its optimizer machinery again, several seconds a
+    run on the slower CPUs here; tests that need a real process (a kill, native logs) spawn one.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_script_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr("sys.argv", [str(path), *argv])
+    return module.main()

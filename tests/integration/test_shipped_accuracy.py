@@ -55,7 +55,12 @@ def test_shipped_ensemble_matches_its_card_on_private_test(name: str, private_te
 def test_the_default_as_recognizer_runs_it_matches_its_card(precision: str, private_test):
     """What users run (the backend's batch-norm-folded net; bf16 with `--precision`) scores the card's figure."""
     from mien.infer import Recognizer
+    from mien.train.hardware import cpu_has_native_bf16
 
+    if precision == "bf16" and not cpu_has_native_bf16():
+        # Emulated bf16 takes ~2 minutes for PrivateTest on an AVX2 EPYC (fp32: 11 s), and nobody
+        # picks it there: `--precision auto` is fp32. CI on AMX / AVX512-BF16 machines runs it.
+        pytest.skip("bf16 is emulated on this CPU; runs on CPUs with AMX / AVX512-BF16")
     images, labels = private_test
     shipped = json.loads(shipped_path("default").with_suffix(".json").read_text())["shipped"]
     rec = Recognizer("default", detector="none", precision=precision)

@@ -1,15 +1,13 @@
 """Report 003's split leak: copies made before the split leak siblings into test; the honest split does not."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, make_faces
+from conftest import REPO, make_faces, run_script
 from mien.config import AugmentConfig
 from mien.data.leak import copies_split, expand_copies, sibling_rate
 from mien.data.sources import save_npz
@@ -52,16 +50,15 @@ def test_leaky_split_puts_siblings_of_almost_every_test_copy_in_train():
         sibling_rate(honest.train, np.array([], dtype=np.int64), 5)
 
 
-def test_split_leak_benchmark_runs_both_splits(tmp_path):
+def test_split_leak_benchmark_runs_both_splits(tmp_path, monkeypatch, capsys):
     npz = save_npz(make_faces(280), tmp_path / "faces.npz")
     out = tmp_path / "leak"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "split_leak.py"), "--data", str(npz), "--originals", "140",
-           "--copies", "2", "--epochs", "1", "--model", "resnet_small", "--out", str(out),
-           "model.kwargs.widths=[8,8,16,16]", "model.kwargs.blocks=[1,1,1,1]", "train.batch_size=32"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    args = ["--data", str(npz), "--originals", "140", "--copies", "2", "--epochs", "1", "--model", "resnet_small",
+            "--out", str(out), "model.kwargs.widths=[8,8,16,16]", "model.kwargs.blocks=[1,1,1,1]", "train.batch_size=32"]
+    assert run_script(REPO / "benchmarks" / "split_leak.py", *args, monkeypatch=monkeypatch) == 0
     results = json.loads((out / "results.json").read_text())
     assert [r["split"] for r in results["rows"]] == ["leaky", "honest"]
     assert results["rows"][0]["sibling_rate"] > 0.5 and results["rows"][1]["sibling_rate"] == 0.0
-    assert "the leak adds" in done.stdout and "| leaky |" in done.stdout
+    stdout = capsys.readouterr().out
+    assert "the leak adds" in stdout and "| leaky |" in stdout
     assert (out / "leaky" / "best.safetensors").is_file() and Path(out / "honest" / "metrics.csv").is_file()

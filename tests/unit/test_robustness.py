@@ -87,12 +87,10 @@ def test_table_reuses_the_callers_clean_probabilities_and_checks_their_length():
         robustness_table(predict, faces.images, faces.labels, generator=_rng(), clean_probs=clean[:-1])
 
 
-def test_robustness_benchmark_script_runs_on_a_run_directory(tmp_path):
+def test_robustness_benchmark_script_runs_on_a_run_directory(tmp_path, monkeypatch, capsys):
     import json
-    import subprocess
-    import sys
 
-    from conftest import REPO
+    from conftest import REPO, run_script
     from mien.cli import main
     from mien.data.sources import save_npz
 
@@ -100,9 +98,10 @@ def test_robustness_benchmark_script_runs_on_a_run_directory(tmp_path):
     run = tmp_path / "run"
     assert main(["train", "model.name=resnet_small", "model.kwargs.widths=[8,8,16,16]", "model.kwargs.blocks=[1,1,1,1]",
                  "train.batch_size=32", "train.epochs=1", f"data.source={npz}", "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
     out = tmp_path / "rows.json"
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "robustness.py"), "--model", str(run),
-                           "--data", str(npz), "--json", str(out)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "worst mild change" in done.stdout and "| jpeg | strong |" in done.stdout
+    args = ["--model", str(run), "--data", str(npz), "--json", str(out)]
+    assert run_script(REPO / "benchmarks" / "robustness.py", *args, monkeypatch=monkeypatch) == 0
+    stdout = capsys.readouterr().out
+    assert "worst mild change" in stdout and "| jpeg | strong |" in stdout
     assert len(json.loads(out.read_text())["rows"]) == 1 + 2 * len(CORRUPTIONS)

@@ -6,8 +6,8 @@ from pathlib import Path
 import torch.distributed as dist
 from safetensors.torch import save_file
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # test_train's tiny task
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # conftest
 
 from test_train import cfg_for, tiny_splits  # noqa: E402
 

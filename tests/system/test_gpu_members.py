@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_script
 from mien.data.packed import save_packed
 from mien.data.sources import load_source, select_usage
 
@@ -70,13 +71,15 @@ def test_the_deadline_stops_a_member_and_reports_it(tmp_path, trainval):
     assert row["status"] == "stopped at the deadline" and row["epochs_done"] < 10_000
 
 
-def test_a_bad_member_config_fails_before_anything_trains(tmp_path, trainval):
+def test_a_bad_member_config_fails_before_anything_trains(tmp_path, trainval, monkeypatch):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  name: no_such_model\n")
     good = tmp_path / "good.yaml"
     good.write_text(MEMBER.format(epochs=1))
-    proc = run_members(tmp_path, [good, bad], "--data", str(trainval), "--deadline", "60")
-    assert proc.returncode != 0 and "no_such_model" in proc.stderr
+    args = [str(good), str(bad), "--data", str(trainval), "--deadline", "60", "--out", str(tmp_path / "out"),
+            "--work", str(tmp_path / "work")]
+    with pytest.raises(SystemExit, match="no_such_model"):  # the script's exit, with its message
+        run_script(SCRIPT, *args, monkeypatch=monkeypatch)
     assert not (tmp_path / "work" / "good").exists()
 
 
