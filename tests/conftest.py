@@ -1,10 +1,12 @@
-"""Shared fixtures: synthetic faces for unit tests, the real FER2013 npz for integration tests."""
+"""Shared fixtures and helpers: synthetic faces (unit and system tests), the real FER2013 npz
+(integration tests), and scripts run in-process."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -75,16 +77,22 @@ def faces() -> FaceArrays:
     return make_faces()
 
 
-def run_script(path: Path, *argv: str, monkeypatch: pytest.MonkeyPatch) -> int:
-    """`python path argv...` in this process: `main()` of a script in scripts/ or benchmarks/.
-
-    A fresh interpreter would import torch and its optimizer machinery again, several seconds a
-    run on the slower CPUs here; tests that need a real process (a kill, native logs) spawn one.
-    """
+def load_script(path: Path) -> ModuleType:
+    """A script in scripts/ or benchmarks/ as a module, without running its `__main__` block."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(f"_script_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def run_script(path: Path, *argv: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """`python path argv...` in this process: the script's `main()`, which reads `sys.argv`.
+
+    A fresh interpreter would import torch and its optimizer machinery again, several seconds a
+    run on the slower CPUs here; tests that need a real process (a kill, native logs) spawn one.
+    """
+    module = load_script(path)
     monkeypatch.setattr("sys.argv", [str(path), *argv])
     return module.main()

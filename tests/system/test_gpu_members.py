@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_script
+from conftest import load_script, run_script
 from mien.data.packed import save_packed
 from mien.data.sources import load_source, select_usage
 
@@ -84,12 +84,9 @@ def test_a_bad_member_config_fails_before_anything_trains(tmp_path, trainval, mo
 
 
 def test_a_run_bigger_than_one_returned_file_is_split_into_parts(tmp_path, monkeypatch):
-    import importlib.util
     import io
 
-    spec = importlib.util.spec_from_file_location("gpu_members", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(SCRIPT)
     monkeypatch.setattr(module, "MAX_FILE_BYTES", 10_000)
     run_dir = tmp_path / "big"
     run_dir.mkdir()
