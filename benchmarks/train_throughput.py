@@ -31,7 +31,8 @@ from torch import nn
 from mien.data.pipeline import Normalization, normalization_from
 from mien.labels import TRAINING
 from mien.models import create_model, list_models
-from mien.train.hardware import cpu_has_native_bf16, describe_hardware, resolve_device, resolve_precision
+from mien.train.hardware import (cpu_has_native_bf16, describe_hardware, resolve_device, resolve_precision,
+                                 retain_freed_memory)
 from mien.train.loop import InputSpec, train_one_epoch
 
 
@@ -212,6 +213,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default: random faces)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads; 0 keeps torch's default")
+    parser.add_argument("--retain-memory", action=argparse.BooleanOptionalAction, default=True,
+                        help="on CPU, keep freed memory for reuse as `mien train` does (train.retain_memory); "
+                        "--no-retain-memory times glibc's default")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write hardware, peaks and rows to this JSON file")
     args = parser.parse_args(argv)
@@ -231,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = {"fp32": "fp32", "bf16": "bf16" if native_bf16 else "bf16 (emulated)"}
     # Emulated bf16 runs on the fp32 units, so its share of the machine is measured against fp32.
     peak_of = {"fp32": "fp32", "bf16": "bf16" if native_bf16 else "fp32"}
-    hardware = describe_hardware(device, auto)
+    retained = device.type == "cpu" and args.retain_memory and retain_freed_memory()
+    hardware = describe_hardware(device, auto) | {"retain_memory": retained}
     faces = load_faces(args.data, n_random=max(4096, args.batch_size), device=device, seed=args.seed)
 
     print(f"date        {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
@@ -242,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch       {hardware['torch']}, cpu capability {hardware['cpu_capability']}, "
           f"{torch.get_num_threads()} threads, mkldnn {'on' if torch.backends.mkldnn.is_available() else 'off'}")
     print(f"precision   auto -> {auto} (native bf16: {native_bf16})")
+    print(f"malloc      {'freed memory retained for reuse' if retained else 'C library default'}")
     print(f"data        {faces.source}")
     peaks: dict[str, float] = {}
     for precision in ("fp32", "bf16"):

@@ -79,6 +79,7 @@ def test_same_experiment_ignores_only_where_a_run_executes():
     cfg = RunConfig()
     assert same_experiment(cfg, apply_overrides(cfg, ["train.threads=2"]))
     assert same_experiment(config_to_dict(cfg), apply_overrides(cfg, ["train.threads=1"]))
+    assert same_experiment(cfg, apply_overrides(cfg, ["train.retain_memory=false"]))
     for change in ("train.epochs=3", "train.seed=1", "train.precision=fp32", "data.split=kfold"):
         assert not same_experiment(cfg, apply_overrides(cfg, [change])), change
     # a config stored before a section or field existed compares at that field's default

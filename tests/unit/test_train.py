@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 
 import numpy as np
 import pytest
@@ -46,7 +47,9 @@ def test_fit_writes_a_complete_run_dir(tmp_path):
     assert meta["class_names"] == list(make_faces().names)
     assert set(meta["normalization"]) == {"mean", "std"} and 0 < meta["normalization"]["std"] < 1
     assert meta["config"]["train"]["epochs"] == 2 and "val_acc" in meta["metrics"]
-    assert json.loads((d / "run.json").read_text())["sessions"][0]["precision"] in ("fp32", "bf16")
+    session = json.loads((d / "run.json").read_text())["sessions"][0]
+    assert session["precision"] in ("fp32", "bf16")
+    assert session["retain_memory"] is (platform.libc_ver()[0] == "glibc")  # on by default, where glibc offers it
     assert not list(d.glob("*.pt")) and not list(d.glob("*.pkl"))
 
 

@@ -29,7 +29,7 @@ from ..files import write_atomically
 from . import distributed as ddp
 from .checkpoint import ema_state, model_state, optimizer_state, read_checkpoint, save_checkpoint
 from .finetune import apply_stage, hub_state, load_pretrained, param_groups
-from .hardware import describe_hardware, resolve_device, resolve_precision
+from .hardware import describe_hardware, resolve_device, resolve_precision, retain_freed_memory
 from .loop import InputSpec, evaluate, train_one_epoch
 from .optim import build_optimizer, build_scheduler
 
@@ -120,6 +120,7 @@ def fit(
     precision = resolve_precision(tc.precision, device)
     if tc.threads:
         torch.set_num_threads(tc.threads)
+    retained = device.type == "cpu" and tc.retain_memory and retain_freed_memory()
     _check_run_dir(cfg, run_dir, resume=resume)
     ddp.barrier(dist_info)  # every rank checks before rank 0 creates the directory
 
@@ -195,7 +196,7 @@ def fit(
     if dist_info.enabled:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    hardware = describe_hardware(device, precision) | {"world_size": dist_info.world}
+    hardware = describe_hardware(device, precision) | {"world_size": dist_info.world, "retain_memory": retained}
     if dist_info.main:
         _record_session(run_dir, hardware, resumed_at=start_epoch)
         if resume:
