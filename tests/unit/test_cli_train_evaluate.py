@@ -15,21 +15,26 @@ TINY = ["model.name=resnet_small", "model.kwargs.widths=[8,8,16,16]", "model.kwa
         "train.batch_size=32", "train.epochs=2"]
 
 
-def test_train_then_evaluate(tmp_path, capsys):
+def test_train_then_evaluate(tmp_path, capsys, monkeypatch):
     npz = save_npz(make_faces(280), tmp_path / "faces.npz")
     run = tmp_path / "run"
     assert main(["train", *TINY, f"data.source={npz}", "--out", str(run), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "epoch 2/2" in out and f"mien evaluate {run}" in out
+    retained = []
+    monkeypatch.setattr("mien.train.hardware.retain_freed_memory", lambda: retained.append(True))
     # --precision fp32 (what model cards use) whatever the CPU; bf16 where asked
     assert main(["evaluate", str(run), "--split", "test", "--tta", "flip", "--precision", "fp32", "--no-progress"]) == 0
+    assert retained == [True]  # on CPU by default; --no-retain-memory (below) leaves glibc's default
     out = capsys.readouterr().out
     assert "accuracy" in out and "macro F1" in out
     metrics = json.loads((run / "eval-test-flip" / "metrics.json").read_text())
     assert metrics["run"]["faces"] == "PrivateTest" and metrics["n"] == int((make_faces(280).usage == 2).sum())
     assert metrics["run"]["hardware"]["precision"] == "fp32"
     assert (run / "eval-test-flip" / "report.md").is_file()
-    assert main(["evaluate", str(run), "--split", "val", "--tta", "tencrop", "--precision", "bf16", "--no-progress"]) == 0
+    assert main(["evaluate", str(run), "--split", "val", "--tta", "tencrop", "--precision", "bf16", "--no-progress",
+                 "--no-retain-memory"]) == 0
+    assert retained == [True]
     capsys.readouterr()
     val = json.loads((run / "eval-val-tencrop" / "metrics.json").read_text())["run"]
     assert val["tta"] == "tencrop" and val["hardware"]["precision"] == "bf16"
