@@ -31,8 +31,8 @@ from torch import nn
 from mien.data.pipeline import Normalization, normalization_from
 from mien.labels import TRAINING
 from mien.models import create_model, list_models
-from mien.train.hardware import (cpu_has_native_bf16, describe_hardware, resolve_device, resolve_precision,
-                                 retain_freed_memory)
+from mien.memory import retain_freed_memory
+from mien.train.hardware import cpu_has_native_bf16, describe_hardware, resolve_device, resolve_precision
 from mien.train.loop import InputSpec, train_one_epoch
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def main() -> int:
-    from mien.train.hardware import retain_freed_memory
+    from mien.memory import retain_freed_memory
     from mien.weights.ship import restore_shipped
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def main() -> int:
-    from mien.train.hardware import retain_freed_memory
+    from mien.memory import retain_freed_memory
     from mien.weights.ship_ensemble import ship_ensemble
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

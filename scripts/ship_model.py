@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def main() -> int:
-    from mien.train.hardware import retain_freed_memory
+    from mien.memory import retain_freed_memory
     from mien.train.quantize import STORAGE
     from mien.weights.ship import ship_run
 

@@ -15,7 +15,7 @@ import torch
 from mien.config import AugmentConfig
 from mien.data import FaceArrays
 from mien.labels import EMOTIONS
-from mien.train.hardware import retain_freed_memory
+from mien.memory import retain_freed_memory
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -241,7 +241,7 @@ class TrainConfig:
     """torch intra-op threads on CPU; 0 keeps torch's default (one per core)."""
     retain_memory: bool = True
     """On CPU under glibc, keep freed memory for reuse instead of returning it to the kernel
-    (`mien.train.hardware.retain_freed_memory`): the large per-step buffers then cost no fresh page
+    (`mien.memory.retain_freed_memory`): the large per-step buffers then cost no fresh page
     faults, ~25 % of a small CNN's step on a 2-core AVX2 CPU. Process-wide; the process keeps its
     peak heap."""
     time_budget_s: float = 0.0

@@ -18,7 +18,7 @@ import pytest
 # place at first) and faulted in none after, so ten warm-up rounds come before the ten counted.
 PROBE = """
 import resource, torch
-from mien.train.hardware import retain_freed_memory
+from mien.memory import retain_freed_memory
 
 def faults_per_round(rounds=10):
     for _ in range(rounds):

@@ -22,7 +22,7 @@ def test_train_then_evaluate(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "epoch 2/2" in out and f"mien evaluate {run}" in out
     retained = []
-    monkeypatch.setattr("mien.train.hardware.retain_freed_memory", lambda: retained.append(True))
+    monkeypatch.setattr("mien.memory.retain_freed_memory", lambda: retained.append(True))
     # --precision fp32 (what model cards use) whatever the CPU; bf16 where asked
     assert main(["evaluate", str(run), "--split", "test", "--tta", "flip", "--precision", "fp32", "--no-progress"]) == 0
     assert retained == [True]  # on CPU by default; --no-retain-memory (below) leaves glibc's default

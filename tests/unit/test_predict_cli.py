@@ -101,6 +101,17 @@ def test_precision_flag_reaches_the_torch_backend(inputs: Path, tmp_path: Path) 
         _run([str(inputs / "a.png"), "--no-detect", "--backend", "onnx", "--precision", "bf16"])
 
 
+def test_freed_memory_is_kept_unless_no_retain_memory(inputs: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr("mien.memory.retain_freed_memory", lambda: calls.append(True))
+    assert _run([str(inputs / "a.png"), "--no-detect", "--output", str(tmp_path / "kept.jsonl")]) == 0
+    assert calls == [True]
+    assert _run([str(inputs / "a.png"), "--no-detect", "--no-retain-memory", "--output", str(tmp_path / "d.jsonl")]) == 0
+    assert calls == [True]  # glibc's default left alone
+    assert (tmp_path / "d.jsonl").read_text().count("\n") == 1
+
+
 def test_annotate_writes_images_videos_and_timelines(inputs: Path, tmp_path: Path) -> None:
     import cv2
 

@@ -185,6 +185,7 @@ def test_mediapipe_finds_the_astronaut_first_and_nothing_in_a_blank_image() -> N
 def test_import_mien_is_cheap_and_recognizer_is_lazy() -> None:
     code = ("import sys, mien; heavy = [m for m in ('torch', 'cv2', 'mediapipe', 'onnxruntime') if m in sys.modules];"
             "assert not heavy, heavy; from mien import Recognizer; assert Recognizer.__name__ == 'Recognizer';"
+            "from mien import retain_freed_memory; assert retain_freed_memory.__module__ == 'mien.memory';"
             "assert 'torch' not in sys.modules; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -11,7 +11,7 @@ import platform
 
 import pytest
 
-from mien.train.hardware import retain_freed_memory
+from mien.memory import retain_freed_memory
 
 
 @pytest.mark.parametrize("system, libc", [("Linux", ("", "")), ("Linux", ("musl", "1.2")), ("Darwin", ("", ""))])
@@ -36,6 +36,6 @@ def test_a_refused_mallopt_raises_naming_the_parameter(monkeypatch):
     monkeypatch.setattr(platform, "system", lambda: "Linux")
     monkeypatch.setattr(platform, "libc_ver", lambda *a, **k: ("glibc", "2.36"))
     monkeypatch.setattr(ctypes, "CDLL", lambda name, *a, **k: libc)
-    with pytest.raises(OSError, match=r"mallopt\(M_TRIM_THRESHOLD, 2147483647\).*train.retain_memory=false"):
+    with pytest.raises(OSError, match=r"mallopt\(M_TRIM_THRESHOLD, 2147483647\).*train.retain_memory=false, --no-retain-memory"):
         retain_freed_memory()
     assert libc.seen == [(-4, 0), (-1, 2**31 - 1)]  # mmap off first, then the trim threshold

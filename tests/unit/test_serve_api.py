@@ -317,6 +317,7 @@ def test_cli_serve_is_registered_with_examples_and_loopback_default() -> None:
     args = parser.parse_args(["serve"])
     assert args.host == "127.0.0.1" and args.port == 8000 and args.model == "default" and args.save_uploads is None
     assert args.precision == "fp32" and parser.parse_args(["serve", "--precision", "auto"]).precision == "auto"
+    assert args.retain_memory and not parser.parse_args(["serve", "--no-retain-memory"]).retain_memory
     sub = parser._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
     assert "curl -F file=@photo.jpg" in sub.format_help()
     assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")

@@ -72,6 +72,21 @@ def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
     print(f"mien: warning: {message}", file=sys.stderr)
 
 
+def add_retain_memory_flag(parser: argparse.ArgumentParser) -> None:
+    """`--retain-memory/--no-retain-memory` for a command that computes on the CPU (see `apply_retain_memory`)."""
+    parser.add_argument("--retain-memory", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep freed memory for reuse (glibc; process-wide): on a 2-core AMD EPYC, batched "
+                        "classification ran ~1.5x faster and PrivateTest through a 2.8M net took 38 s, not 64 s")
+
+
+def apply_retain_memory(args: argparse.Namespace) -> None:
+    """`mien.memory.retain_freed_memory` unless `--no-retain-memory`: process-wide, which the CLI owns."""
+    if args.retain_memory:
+        from ..memory import retain_freed_memory
+
+        retain_freed_memory()
+
+
 def example_epilog(*lines: str) -> str:
     """An argparse epilog listing examples, one per line."""
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)

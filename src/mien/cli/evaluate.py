@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..tta import TTA_MODES
-from . import example_epilog
+from . import add_retain_memory_flag, apply_retain_memory, example_epilog
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,19 +32,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="auto: bf16 on CUDA and CPUs with bf16 units (AMX), else fp32; model cards use fp32")
-    p.add_argument("--retain-memory", action=argparse.BooleanOptionalAction, default=True,
-                   help="on CPU, keep freed memory for reuse (glibc; process-wide): PrivateTest through a "
-                   "2.8M-parameter net took 38 s instead of 64 s on a 2-core AMD EPYC")
+    add_retain_memory_flag(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluate.run import evaluate_run
-    from ..train.hardware import resolve_device, retain_freed_memory
 
-    if args.retain_memory and resolve_device(args.device).type == "cpu":
-        retain_freed_memory()  # process-wide, which the CLI owns
+    apply_retain_memory(args)
     metrics = evaluate_run(args.run_dir, split=args.split, tta=args.tta, out_dir=args.out, source=args.data,
                            which=args.checkpoint, device=args.device, precision=args.precision,
                            progress=not args.no_progress)

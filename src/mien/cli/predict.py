@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Iterator, Sequence
 
 from ..tta import TTA_MODES
-from . import example_epilog
+from . import add_retain_memory_flag, apply_retain_memory, example_epilog
 
 if TYPE_CHECKING:
     from ..infer import FacePrediction, Recognizer
@@ -65,6 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "the CPU has AMX/AVX512-BF16, ~3x faster there); onnx runs fp32")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for the model (default: every core); 1 is faster on a busy machine")
+    add_retain_memory_flag(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.set_defaults(handler=run)
 
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)  # process-wide, which the CLI owns
+    apply_retain_memory(args)
     files, failed = _expand(args.paths)
     rec = Recognizer(args.model, backend=args.backend, detector="none" if args.no_detect else args.detector,
                      device=args.device, tta=args.tta, min_score=args.min_score, threads=args.threads,

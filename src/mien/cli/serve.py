@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..tta import TTA_MODES
-from . import example_epilog
+from . import add_retain_memory_flag, apply_retain_memory, example_epilog
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -54,6 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="per-request limit in seconds; 504 above it")
     p.add_argument("--workers", type=int, default=2, metavar="N", help="threads that decode uploads (default: 2)")
     p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info")
+    add_retain_memory_flag(p)
     p.set_defaults(handler=run)
 
 
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)  # process-wide, which the CLI owns
+    apply_retain_memory(args)
     if not _is_loopback(args.host):
         print(f"mien: warning: listening on {args.host}: anyone who can reach this machine can send images "
               "(there is no authentication)", file=sys.stderr)

@@ -29,7 +29,8 @@ from ..files import write_atomically
 from . import distributed as ddp
 from .checkpoint import ema_state, model_state, optimizer_state, read_checkpoint, save_checkpoint
 from .finetune import apply_stage, hub_state, load_pretrained, param_groups
-from .hardware import describe_hardware, resolve_device, resolve_precision, retain_freed_memory
+from ..memory import retain_freed_memory
+from .hardware import describe_hardware, resolve_device, resolve_precision
 from .loop import InputSpec, evaluate, train_one_epoch
 from .optim import build_optimizer, build_scheduler
 
