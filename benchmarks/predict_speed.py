@@ -102,7 +102,7 @@ def video_speed(backend: str, video: Path, *, frames: int, threads: int | None,
 def main() -> None:
     import torch
 
-    from mien.memory import retain_freed_memory
+    from mien.cli import add_retain_memory_flag, apply_retain_memory
     from mien.train.hardware import cpu_model
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -116,17 +116,16 @@ def main() -> None:
     parser.add_argument("--model", default="default", help="shipped name, run directory or checkpoint "
                         "(default: the shipped default; its card's TTA applies)")
     parser.add_argument("--classifier-only", action="store_true", help="skip the photo and video figures")
-    parser.add_argument("--retain-memory", action=argparse.BooleanOptionalAction, default=True,
-                        help="keep freed memory for reuse, as `mien predict` and `mien serve` do; "
-                        "--no-retain-memory times glibc's default")
+    add_retain_memory_flag(parser)  # as `mien predict` and `mien serve` have it
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    retained = args.retain_memory and retain_freed_memory()
+    retained = apply_retain_memory(args)
 
     info = {"model": args.model, "cpu": cpu_model(), "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "retain_memory": retained, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            "torch_threads": torch.get_num_threads(), "retain_memory": retained,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     print(f"CPU: {info['cpu']} ({info['cores']} cores, torch {torch.get_num_threads()} threads, "
           f"onnxruntime {args.threads or info['cores']} threads); load average before: {os.getloadavg()[0]:.2f}")
     print(f"malloc: {'freed memory retained for reuse' if retained else 'C library default'}")

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from mien.cli import add_retain_memory_flag, apply_retain_memory
 from mien.data.pipeline import Normalization, normalization_from
 from mien.labels import TRAINING
 from mien.models import create_model, list_models
-from mien.memory import retain_freed_memory
 from mien.train.hardware import cpu_has_native_bf16, describe_hardware, resolve_device, resolve_precision
 from mien.train.loop import InputSpec, train_one_epoch
 
@@ -213,9 +213,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default: random faces)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads; 0 keeps torch's default")
-    parser.add_argument("--retain-memory", action=argparse.BooleanOptionalAction, default=True,
-                        help="on CPU, keep freed memory for reuse as `mien train` does (train.retain_memory); "
-                        "--no-retain-memory times glibc's default")
+    add_retain_memory_flag(parser)  # on CPU, as `mien train` does by default (train.retain_memory)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write hardware, peaks and rows to this JSON file")
     args = parser.parse_args(argv)
@@ -235,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = {"fp32": "fp32", "bf16": "bf16" if native_bf16 else "bf16 (emulated)"}
     # Emulated bf16 runs on the fp32 units, so its share of the machine is measured against fp32.
     peak_of = {"fp32": "fp32", "bf16": "bf16" if native_bf16 else "fp32"}
-    retained = device.type == "cpu" and args.retain_memory and retain_freed_memory()
+    retained = device.type == "cpu" and apply_retain_memory(args)
     hardware = describe_hardware(device, auto) | {"retain_memory": retained}
     faces = load_faces(args.data, n_random=max(4096, args.batch_size), device=device, seed=args.seed)
 

@@ -79,12 +79,16 @@ def add_retain_memory_flag(parser: argparse.ArgumentParser) -> None:
                         "classification ran ~1.5x faster and PrivateTest through a 2.8M net took 38 s, not 64 s")
 
 
-def apply_retain_memory(args: argparse.Namespace) -> None:
-    """`mien.memory.retain_freed_memory` unless `--no-retain-memory`: process-wide, which the CLI owns."""
-    if args.retain_memory:
-        from ..memory import retain_freed_memory
+def apply_retain_memory(args: argparse.Namespace) -> bool:
+    """`mien.memory.retain_freed_memory` unless `--no-retain-memory`: process-wide, which the CLI owns.
 
-        retain_freed_memory()
+    True when freed memory is now kept (False with the flag off, or where glibc is not the C library).
+    """
+    if not args.retain_memory:
+        return False
+    from ..memory import retain_freed_memory
+
+    return retain_freed_memory()
 
 
 def example_epilog(*lines: str) -> str:

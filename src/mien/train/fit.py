@@ -26,10 +26,10 @@ from ..config import RunConfig, config_to_dict, load_config, same_experiment, sa
 from ..data.pipeline import DataSplits, as_batch, load_splits, normalization_from
 from ..errors import CheckpointError, ConfigError
 from ..files import write_atomically
+from ..memory import retain_freed_memory
 from . import distributed as ddp
 from .checkpoint import ema_state, model_state, optimizer_state, read_checkpoint, save_checkpoint
 from .finetune import apply_stage, hub_state, load_pretrained, param_groups
-from ..memory import retain_freed_memory
 from .hardware import describe_hardware, resolve_device, resolve_precision
 from .loop import InputSpec, evaluate, train_one_epoch
 from .optim import build_optimizer, build_scheduler
