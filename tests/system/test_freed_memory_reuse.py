@@ -15,8 +15,8 @@ import pytest
 # Allocates, touches and frees a 64 MiB tensor (over glibc's 32 MiB mmap ceiling) and prints the
 # minor page faults per round, under glibc's default and then after the call. Retained, glibc 2.36
 # grows its heap for the first few rounds (aligned requests do not fit the freed block's exact place
-# at first) and faults in none after; the number of growing rounds varies from run to run (5-9 in
-# fifteen runs on a loaded 2-core machine, and once more than the ten fixed warm-up rounds this test
+# at first) and faults in none after; the number of growing rounds varies from run to run (6-9 in
+# the runs seen on a loaded 2-core machine, and once more than the ten fixed warm-up rounds this test
 # had), so the retained warm-up lasts until three rounds in a row fault nothing, at most 40 rounds,
 # and the ten counted rounds come after it.
 PROBE = """
@@ -39,7 +39,7 @@ def settle(cap=40):  # rounds run until three in a row fault nothing; 0 if not w
 def faults_per_round(rounds=10):
     return sum(one_round() for _ in range(rounds)) / rounds
 
-faults_per_round()  # the same ten warm-up rounds as below, so both measure a warmed process
+faults_per_round()  # ten uncounted warm-up rounds under glibc's default
 default = faults_per_round()
 applied = retain_freed_memory()
 warm = settle()
