@@ -422,17 +422,47 @@ def apply_overrides(cfg: RunConfig, overrides: Sequence[str]) -> RunConfig:
     return config_from_dict(tree)
 
 
+BASE_KEY = "base"
+
+
+def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """`parent` with `child` laid over it: sections (dicts) merge key by key, anything else replaces."""
+    out = dict(parent)
+    for key, value in child.items():
+        out[key] = _merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
+
+
+def _read_tree(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The plain values of the YAML file at `path` laid over those of its `base:` file (a path
+    relative to `path`'s folder), recursively; `chain` holds the files already being read."""
+    if not path.is_file():
+        where = f" (the base of {chain[-1]})" if chain else ""
+        raise ConfigError(f"config file {path} does not exist{where}")
+    resolved = path.resolve()
+    if resolved in chain:
+        raise ConfigError("config bases form a cycle: " + " -> ".join(str(p) for p in (*chain, resolved)))
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a config must be a mapping at the top level, got {type(values).__name__}")
+    if BASE_KEY not in values:
+        return values
+    base = values.pop(BASE_KEY)
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: {BASE_KEY} must name another config file, got {base!r}")
+    return _merge(_read_tree(path.parent / base, (*chain, resolved)), values)
+
+
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
-    """Defaults, then the YAML file at `path` (if any), then `overrides`."""
+    """Defaults, then the YAML file at `path` (if any; laid over the file its `base:` key names,
+    so an experiment file holds only what it changes), then `overrides`."""
     cfg = RunConfig()
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        values = _read_tree(path)
         try:
             cfg = config_from_dict(values)
         except ConfigError as exc:

@@ -87,3 +87,34 @@ def test_same_experiment_ignores_only_where_a_run_executes():
     del stored["distill"], stored["train"]["mixup_alpha"]
     assert same_experiment(stored, cfg)
     assert not same_experiment(stored, apply_overrides(cfg, ["train.mixup_alpha=0.2"]))
+
+
+def test_a_base_file_is_laid_under_the_experiment(tmp_path):
+    (tmp_path / "parent").mkdir()
+    (tmp_path / "parent" / "root.yaml").write_text(
+        "model:\n  name: baseline_cnn\n  kwargs:\n    widths: [8, 16, 32, 64]\noptim:\n  lr: 0.01\ntrain:\n  epochs: 9\n  seed: 1\n")
+    (tmp_path / "mid.yaml").write_text("base: parent/root.yaml\ntrain:\n  seed: 2\n")
+    (tmp_path / "leaf.yaml").write_text("base: mid.yaml\ntrain:\n  epochs: 4\nmodel:\n  kwargs:\n    dropout: 0.1\n")
+    cfg = load_config(tmp_path / "leaf.yaml", ["optim.lr=0.02"])
+    # sections merge key by key down the chain; the override still comes last
+    assert cfg.model.name == "baseline_cnn"
+    assert cfg.model.kwargs == {"widths": [8, 16, 32, 64], "dropout": 0.1}
+    assert (cfg.train.epochs, cfg.train.seed, cfg.optim.lr) == (4, 2, 0.02)
+    assert cfg.train.batch_size == RunConfig().train.batch_size
+
+
+def test_bad_bases_fail_naming_the_file(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle: .*a.yaml -> .*b.yaml -> .*a.yaml"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: gone.yaml\n")
+    with pytest.raises(ConfigError, match=r"gone.yaml does not exist \(the base of .*orphan.yaml\)"):
+        load_config(tmp_path / "orphan.yaml")
+    (tmp_path / "num.yaml").write_text("base: 3\n")
+    with pytest.raises(ConfigError, match="num.yaml: base must name another config file, got 3"):
+        load_config(tmp_path / "num.yaml")
+    (tmp_path / "child.yaml").write_text("base: ok.yaml\ntrian:\n  epochs: 2\n")
+    (tmp_path / "ok.yaml").write_text("train:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match="child.yaml: unknown config key trian"):
+        load_config(tmp_path / "child.yaml")
