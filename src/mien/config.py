@@ -433,21 +433,27 @@ def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_tree(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The plain values of the YAML file at `path` laid over those of its `base:` file (a path
-    relative to `path`'s folder), recursively; `chain` holds the files already being read."""
+def read_yaml_mapping(path: Path, what: str = "config file", note: str = "") -> dict[str, Any]:
+    """The mapping stored in the YAML file at `path` ({} when empty); a missing file, bad YAML or a
+    top level that is not a mapping is a ConfigError naming the `what` at `path` (and `note`)."""
     if not path.is_file():
-        where = f" (the base of {chain[-1]})" if chain else ""
-        raise ConfigError(f"config file {path} does not exist{where}")
-    resolved = path.resolve()
-    if resolved in chain:
-        raise ConfigError("config bases form a cycle: " + " -> ".join(str(p) for p in (*chain, resolved)))
+        raise ConfigError(f"{what} {path} does not exist{note}")
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
     if not isinstance(values, dict):
-        raise ConfigError(f"{path}: a config must be a mapping at the top level, got {type(values).__name__}")
+        raise ConfigError(f"{what} {path} must be a mapping at the top level, got {type(values).__name__}")
+    return values
+
+
+def _read_tree(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The plain values of the YAML file at `path` laid over those of its `base:` file (a path
+    relative to `path`'s folder), recursively; `chain` holds the files already being read."""
+    values = read_yaml_mapping(path, note=f" (the base of {chain[-1]})" if chain else "")
+    resolved = path.resolve()
+    if resolved in chain:
+        raise ConfigError("config bases form a cycle: " + " -> ".join(str(p) for p in (*chain, resolved)))
     if BASE_KEY not in values:
         return values
     base = values.pop(BASE_KEY)

@@ -63,6 +63,10 @@ def test_missing_or_broken_file(tmp_path):
     bad.write_text("train: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+    listed = tmp_path / "listed.yaml"
+    listed.write_text("- train\n- model\n")
+    with pytest.raises(ConfigError, match="listed.yaml must be a mapping at the top level, got list"):
+        load_config(listed)
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("trian:\n  epochs: 2\n")
     with pytest.raises(ConfigError, match="unknown.yaml: unknown config key trian"):

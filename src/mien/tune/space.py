@@ -20,7 +20,7 @@ from typing import Any, Literal, Sequence
 
 import yaml
 
-from ..config import AugmentConfig, RunConfig, apply_overrides, build_dataclass, require
+from ..config import AugmentConfig, RunConfig, apply_overrides, build_dataclass, read_yaml_mapping, require
 from ..errors import ConfigError
 
 Param = Literal["lr", "weight_decay", "dropout", "batch_size", "label_smoothing", "augment"]
@@ -120,14 +120,7 @@ def load_tune_config(path: str | Path | None = None, overrides: Sequence[str] = 
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"tune file {path} does not exist")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"tune file {path} is not valid YAML: {exc}") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"tune file {path} must be a mapping with `space` and `study` sections")
+        values = read_yaml_mapping(path, "tune file")
     for item in overrides:
         key, sep, raw = item.partition("=")
         section, _, name = key.strip().partition(".")
