@@ -433,9 +433,11 @@ def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_yaml_mapping(path: Path, what: str = "config file", note: str = "") -> dict[str, Any]:
+def read_yaml_mapping(path: Path, what: str = "config file", note: str = "",
+                      shape: str = "a mapping at the top level") -> dict[str, Any]:
     """The mapping stored in the YAML file at `path` ({} when empty); a missing file, bad YAML or a
-    top level that is not a mapping is a ConfigError naming the `what` at `path` (and `note`)."""
+    top level that is not a mapping is a ConfigError naming the `what` at `path` (and `note`, or
+    the `shape` expected)."""
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist{note}")
     try:
@@ -443,7 +445,7 @@ def read_yaml_mapping(path: Path, what: str = "config file", note: str = "") -> 
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
     if not isinstance(values, dict):
-        raise ConfigError(f"{what} {path} must be a mapping at the top level, got {type(values).__name__}")
+        raise ConfigError(f"{what} {path} must be {shape}, got {type(values).__name__}")
     return values
 
 

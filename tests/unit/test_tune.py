@@ -56,6 +56,13 @@ def test_bad_tune_settings_fail_with_the_key_named(overrides, fragment):
         load_tune_config(None, overrides)
 
 
+def test_a_tune_file_that_is_not_a_mapping_says_what_it_must_hold(tmp_path):
+    listed = tmp_path / "listed.yaml"
+    listed.write_text("- lr\n- dropout\n")
+    with pytest.raises(ConfigError, match="listed.yaml must be a mapping with `space` and `study` sections, got list"):
+        load_tune_config(listed)
+
+
 def test_augment_strength_scales_magnitudes_and_probabilities():
     base = AugmentConfig(rotate=10, translate=0.1, scale=(0.9, 1.1), erase_p=0.6, hflip=0.5)
     assert scale_augment(base, 1.0) == base

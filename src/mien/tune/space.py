@@ -120,7 +120,7 @@ def load_tune_config(path: str | Path | None = None, overrides: Sequence[str] = 
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        values = read_yaml_mapping(path, "tune file")
+        values = read_yaml_mapping(path, "tune file", shape="a mapping with `space` and `study` sections")
     for item in overrides:
         key, sep, raw = item.partition("=")
         section, _, name = key.strip().partition(".")
