@@ -4,6 +4,7 @@ measurements, the table, figures, resumability, the CLI, and that every experime
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -148,6 +149,33 @@ def test_model_entries_fail_loudly(tmp_path):
         model_entries(["resnet_small", str(seeded)])
 
 
+def test_grid_configs_are_the_sorted_cells_without_shared_bases(tmp_path):
+    write_yaml(tmp_path / "_base.yaml", {"model": {"name": "baseline_cnn"}, "optim": {"lr": 0.002}})
+    for name, lr in (("b.yaml", 0.01), ("a.yaml", 0.02)):
+        (tmp_path / name).write_text(f"base: _base.yaml\noptim:\n  lr: {lr}\n")
+    (tmp_path / "notes.txt").write_text("not a config")
+    cells = compare_run.grid_configs(tmp_path)
+    assert [c.name for c in cells] == ["a.yaml", "b.yaml"]
+    entries = model_entries([str(c) for c in cells])
+    assert [(e.label, e.cfg.model.name, e.cfg.optim.lr) for e in entries] == [
+        ("a", "baseline_cnn", 0.02), ("b", "baseline_cnn", 0.01)]
+
+
+def test_grid_configs_fail_loudly(tmp_path):
+    with pytest.raises(ConfigError, match="missing is not a folder"):
+        compare_run.grid_configs(tmp_path / "missing")
+    write_yaml(tmp_path / "_base.yaml", {"model": {"name": "baseline_cnn"}})
+    with pytest.raises(ConfigError, match="holds no .* shared bases"):
+        compare_run.grid_configs(tmp_path)
+
+
+def test_cv3_folds_differ_only_in_the_held_out_fold():
+    folds = [load_config(p) for p in compare_run.grid_configs(REPO / "configs" / "experiments" / "cv3")]
+    assert [c.data.fold for c in folds] == [0, 1, 2]
+    same = [dataclasses.replace(c, data=dataclasses.replace(c.data, fold=0)) for c in folds]
+    assert same[1:] == same[:1] * 2
+
+
 # --- the comparison end to end -------------------------------------------------------------------------
 
 def skip_figures(monkeypatch) -> None:
@@ -257,6 +285,8 @@ def test_cli_compare(tmp_path, capsys, monkeypatch):
     assert saved["config"]["train"]["time_budget_s"] == 300.0
     assert main(["compare", "--out", str(out)]) == 1
     assert "--models" in capsys.readouterr().err
+    assert main(["compare", "--grid", str(tmp_path / "nogrid"), "--out", str(out)]) == 1
+    assert "nogrid is not a folder" in capsys.readouterr().err
 
 
 # --- the experiment configs -----------------------------------------------------------------------------

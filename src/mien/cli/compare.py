@@ -49,7 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--models", "-m", default="",
                    help="comma-separated registered model names and/or YAML run configs")
     p.add_argument("--grid", type=Path, action="append", default=[], metavar="DIR",
-                   help="add every *.yaml run config in DIR (sorted by name); repeatable")
+                   help="add every *.yaml run config in DIR (sorted by name; _*.yaml files are shared "
+                   "bases, not cells); repeatable")
     p.add_argument("--config", "-c", type=Path, help="YAML config for the models given by name")
     p.add_argument("--out", "-o", type=Path, required=True, help="output directory (reuse it to resume)")
     p.add_argument("--epochs", type=int, help="epochs per model (replaces train.epochs)")
@@ -62,15 +63,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare import compare_models, model_entries
+    from ..compare import compare_models, grid_configs, model_entries
     from ..errors import ConfigError
 
     specs = [s.strip() for s in args.models.split(",") if s.strip()]
     for folder in args.grid:
-        files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
-        if not files:
-            raise ConfigError(f"--grid {folder} is not a folder of *.yaml run configs")
-        specs += [str(f) for f in files]
+        specs += [str(f) for f in grid_configs(folder)]
     if not specs:
         raise ConfigError("name the models to compare with --models and/or --grid")
     try:

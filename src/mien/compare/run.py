@@ -83,6 +83,24 @@ def _is_config_path(spec: str) -> bool:
     return spec.lower().endswith((".yaml", ".yml"))
 
 
+def grid_configs(folder: str | Path) -> list[Path]:
+    """The cells of an experiment grid: every *.yaml run config in `folder`, sorted by name.
+
+    Files whose names start with an underscore (e.g. `_base.yaml`) are the grid's shared settings,
+    named by the cells' `base:` key, and are not cells themselves.
+
+    Raises:
+        ConfigError: `folder` is not a folder, or holds no cell.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"grid {folder} is not a folder of *.yaml run configs")
+    cells = sorted(f for f in folder.glob("*.yaml") if not f.name.startswith("_"))
+    if not cells:
+        raise ConfigError(f"grid {folder} holds no *.yaml run config (files named _*.yaml are shared bases)")
+    return cells
+
+
 def model_entries(
     specs: Sequence[str],
     *,
