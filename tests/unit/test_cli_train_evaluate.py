@@ -82,7 +82,12 @@ def test_a_failed_start_leaves_no_run_dir(tmp_path, monkeypatch):
 def test_device_and_precision_flags_reach_the_run(tmp_path):
     npz = save_npz(make_faces(140), tmp_path / "faces.npz")
     run = tmp_path / "run"
-    assert main(["train", *TINY, "train.epochs=1", f"data.source={npz}", "--out", str(run), "--device", "cpu",
+    # Widths 16, not TINY's 8: in fp32 + channels_last, torch 2.14.1's oneDNN crashes (SIGSEGV in
+    # jit_avx512_common_1x1_convolution_bwd_weights) on the weight gradient of a strided 1x1 conv with
+    # at most 8 input channels at 46-48 px, on an AMD EPYC Zen 4 (docs/decisions.md, "Known faults").
+    # No registered model's default widths, nor any config's, come near it; the flags are what is tested.
+    assert main(["train", *TINY, "model.kwargs.widths=[16,16,16,16]", "train.epochs=1", f"data.source={npz}",
+                 "--out", str(run), "--device", "cpu",
                  "--precision", "fp32", "--no-progress"]) == 0
     cfg = (run / "config.yaml").read_text()
     assert "device: cpu" in cfg and "precision: fp32" in cfg
