@@ -64,8 +64,8 @@ def main() -> int:
     from mien.memory import retain_freed_memory
     from mien.train.checkpoint import load_model
     from mien.train.hardware import cpu_model
-    from mien.weights import shipped_path
-    from mien.weights.ensemble import read_ensemble
+    from mien.weights import resolve_model_source, shipped_path
+    from mien.weights.ensemble import mean_probs, read_ensemble
     from mien.weights.ship import SHIPPED_PRECISION, official_splits
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -78,7 +78,7 @@ def main() -> int:
     args = parser.parse_args()
     retain_freed_memory()
 
-    ensemble = read_ensemble(shipped_path("default").with_name("ensemble.ensemble.json"))
+    ensemble = read_ensemble(resolve_model_source("ensemble", allow_ensemble=True))
     members = args.members or [p.stem for p in ensemble.members]
     tta = args.tta or ensemble.tta
     loaded = {m: load_model(shipped_path(m)) for m in members}
@@ -97,7 +97,7 @@ def main() -> int:
     print("|---|---:|---:|")
     for name, how in COMBINERS.items():
         if how is None:
-            cv = full = float((probs.mean(0).argmax(1) == labels).mean())
+            cv = full = float((mean_probs(probs).argmax(1) == labels).mean())  # the shipped rule itself
         else:
             hits = sum(int((combine(fit(probs[:, tr], labels[tr], how, args.l2), probs[:, te], how).argmax(1)
                             == labels[te]).sum()) for tr, te in folds)
