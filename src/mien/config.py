@@ -135,7 +135,8 @@ class FinetuneConfig:
 
     weights: str = ""
     """Pretrained weights: a safetensors state dict (timm key names for the timm models, e.g. ImageNet
-    weights saved with safetensors from a timm model) or a mien checkpoint; empty: start from scratch."""
+    weights saved with safetensors from a timm model) or a mien checkpoint: a file, a run directory (its
+    `best`) or a shipped model's name, which warm-restarts training from it; empty: start from scratch."""
     hub: bool = False
     """Download ImageNet weights through timm instead (needs network; timm models only)."""
     freeze_epochs: int = 0

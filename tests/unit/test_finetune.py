@@ -96,6 +96,30 @@ def test_a_mien_checkpoint_is_pretrained_weights_too(tmp_path: Path) -> None:
     assert set(report.skipped_head) == {"classifier.fc2.weight", "classifier.fc2.bias"}
 
 
+def test_a_shipped_model_name_starts_a_warm_restart_from_its_dequantized_weights() -> None:
+    from mien.train.checkpoint import load_model
+    from mien.weights import list_shipped, shipped_path
+
+    int8 = next((n for n in list_shipped() if read_checkpoint(shipped_path(n))[1]["shipped"].get("weights_dtype") == "int8"), None)
+    if int8 is None:
+        pytest.skip("no int8-stored model is shipped in this checkout")
+    shipped, meta = load_model(shipped_path(int8))
+    target = create_model(meta["model"]["name"], **meta["model"].get("kwargs", {}))
+    report = load_pretrained(target, int8)
+    assert not report.skipped_head and not report.adapted
+    for key, value in shipped.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value), key
+
+
+def test_a_run_directory_names_its_best_checkpoint(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    source = create_model("bn_cnn", widths=[4, 8, 8], num_classes=7)
+    save_checkpoint(tmp_path / "best", model=source, meta={"model": source.spec, "epoch": 3})
+    target = create_model("bn_cnn", widths=[4, 8, 8], num_classes=7)
+    load_pretrained(target, tmp_path)
+    assert all(torch.equal(target.state_dict()[k], v) for k, v in source.state_dict().items())
+
+
 def test_weights_that_do_not_fit_fail_loudly(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
         load_pretrained(create_model("bn_cnn"), tmp_path / "nowhere.safetensors")

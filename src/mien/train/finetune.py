@@ -142,10 +142,21 @@ def apply_stage(model: nn.Module, cfg: FinetuneConfig, epoch: int) -> str:
 
 
 def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors `finetune.weights` names: a mien checkpoint (a shipped model name, a run directory
+    or a file with its JSON sidecar; int8 storage comes back as float32), else a plain state dict."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from ..weights import is_shipped_name
+
     path = Path(path)
+    # A shipped name or a checkpoint with its sidecar: warm restarts from a trained mien model.
+    if is_shipped_name(str(path)) or path.is_dir() or path.with_suffix(".json").is_file():
+        from ..weights import resolve_model_source
+        from .checkpoint import model_state, read_checkpoint
+
+        tensors, _ = read_checkpoint(resolve_model_source(str(path)))
+        return model_state(tensors)
     if not path.is_file():
         raise CheckpointError(f"pretrained weights file {path} does not exist (finetune.weights)")
     try:
@@ -153,7 +164,7 @@ def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"pretrained weights {path} are not a safetensors state dict: {exc}") from None
     if state and all(k.startswith(_MIEN_PREFIX) for k in state):
-        state = {k[len(_MIEN_PREFIX):]: v for k, v in state.items()}  # a mien checkpoint
+        state = {k[len(_MIEN_PREFIX):]: v for k, v in state.items()}  # a mien checkpoint's model tensors
     return state
 
 

@@ -86,6 +86,11 @@ def resolve_model_source(spec: str | Path, *, allow_ensemble: bool = False) -> P
     )
 
 
+def is_shipped_name(spec: str) -> bool:
+    """Whether `spec` is a bare name (no path separator or suffix) of a shipped single model."""
+    return _is_bare_name(spec) and spec in list_shipped()
+
+
 def _is_bare_name(spec: str) -> bool:
     return "/" not in spec and "\\" not in spec and not Path(spec).suffix
 
