@@ -4,7 +4,7 @@ Greedy forward selection over the candidates by PublicTest accuracy, PrivateTest
 robustness measured; writes src/mien/weights/NAME.ensemble.json and NAME.md. See
 `mien.weights.ship_ensemble.ship_ensemble`.
 
-    .venv/bin/python scripts/ship_ensemble.py --name ensemble default resnet_small_ema resnet_small_robust_ema deep_cnn deep_cnn_jpeg_ema
+    .venv/bin/python scripts/ship_ensemble.py --name ensemble default resnet_small_ema_seed8_restart resnet_small_ema_seed4 deep_cnn_wide_ema resnet_small_wide_ema
 """
 
 from __future__ import annotations

@@ -225,3 +225,36 @@ def test_ten_crop_is_an_opt_in_choice_measured_as_it_ships(run, tmp_path):
     model, meta = load_model(target)
     assert private_test_accuracy(model, meta, "tencrop") == pytest.approx(shipped["test_accuracy"])
     assert checkpoint_tta(target) == "tencrop"
+
+
+def test_a_warm_restart_counts_the_minutes_of_the_weights_it_starts_from(run, tmp_path):
+    from mien.evaluate.report import read_metrics_csv
+    from mien.weights.card import total_minutes
+    from mien.weights.ship_ensemble import ship_ensemble
+
+    def minutes(run_dir):
+        return sum(row["seconds"] for row in read_metrics_csv(run_dir / "metrics.csv")) / 60.0
+
+    npz = save_npz(make_faces(280), tmp_path / "faces.npz")
+    ship_run(run, name="parent", command="mien train parent.yaml", out_dir=tmp_path)
+    parent = json.loads((tmp_path / "parent.json").read_text())["shipped"]
+    assert "starts_from" not in parent
+    # Restarted from the shipped parent, then restarted again from that run's directory: the chain adds up.
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out, weights in ((first, tmp_path / "parent.safetensors"), (second, first)):
+        assert main(["train", *TINY, f"data.source={npz}", f"finetune.weights={weights}", "--out", str(out),
+                     "--no-progress"]) == 0
+    ship_run(second, name="child", command="mien train child.yaml", out_dir=tmp_path)
+    child = json.loads((tmp_path / "child.json").read_text())["shipped"]
+    assert child["starts_from"]["weights"] == str(first)
+    assert child["starts_from"]["training_minutes"] == pytest.approx(minutes(first) + parent["training_minutes"])
+    assert total_minutes(child) == pytest.approx(child["training_minutes"] + minutes(first) + parent["training_minutes"])
+    card = (tmp_path / "child.md").read_text()
+    assert (f"{child['training_minutes']:.1f} minutes of training, after the "
+            f"{child['starts_from']['training_minutes']:.1f} minutes that trained `{first}`") in card
+    assert f"({total_minutes(child):.1f} in all)" in card
+    # An ensemble's card counts a warm-restarted member's whole cost.
+    ship_ensemble(["child"], name="ens", folder=tmp_path, max_members=1)
+    text = (tmp_path / "ens.md").read_text()
+    assert f"{total_minutes(child):.1f} minutes for all members, the weights warm-restarted" in text
+    assert f"{child['training_minutes']:.1f} (+{child['starts_from']['training_minutes']:.1f} before it) |" in text

@@ -49,11 +49,30 @@ def render_card(*, meta: dict[str, Any], shipped: dict[str, Any], test: dict[str
         f"- **Training command**: `{shipped['command']}`",
         *_distill_lines(meta),
         f"- **Hardware and time**: {_hardware_line(shipped['hardware'])}; "
-        f"{shipped['training_minutes']:.1f} minutes of training.",
+        f"{shipped['training_minutes']:.1f} minutes of training{_prior_note(shipped)}.",
         "",
         *_results_sections(shipped, test, limits),
     ]
     return "\n".join(lines)
+
+
+def total_minutes(shipped: dict[str, Any]) -> float:
+    """A shipped model's whole training time: its own run's plus that of the model it started from."""
+    return shipped["training_minutes"] + shipped.get("starts_from", {}).get("training_minutes", 0.0)
+
+
+def _prior_note(shipped: dict[str, Any]) -> str:
+    prior = shipped.get("starts_from")
+    if not prior:
+        return ""
+    return (f", after the {prior['training_minutes']:.1f} minutes that trained `{prior['weights']}`, the weights it "
+            f"starts from ({total_minutes(shipped):.1f} in all)")
+
+
+def _member_minutes(member: dict[str, Any]) -> str:
+    own = f"{member['training_minutes']:.1f}"
+    return own + (f" (+{total_minutes(member) - member['training_minutes']:.1f} before it)"
+                  if "starts_from" in member else "")
 
 
 def _storage_lines(storage: str) -> list[str]:
@@ -86,12 +105,14 @@ def render_ensemble_card(*, shipped: dict[str, Any], test: dict[str, Any], membe
         "- **Data and protocol**: FER2013 (rebuilt npz). Members were trained on Training; the members "
         "and the test-time augmentation were chosen on PublicTest by greedy forward selection; "
         f"PrivateTest ({test['n']} faces) was evaluated once with that choice.",
-        f"- **Training time**: {sum(m['training_minutes'] for m in members):.1f} minutes for all members.",
+        f"- **Training time**: {sum(total_minutes(m) for m in members):.1f} minutes for all members"
+        + (", the weights warm-restarted members start from included." if any("starts_from" in m for m in members)
+           else "."),
         "",
         "| member | architecture | PublicTest | PrivateTest (its own card) | training command | hardware, minutes |",
         "|---|---|---|---|---|---|",
         *(f"| `{m['name']}` | `{m['model']}` | {_pct(m['val_accuracy'])} | {_pct(m['test_accuracy'])} | "
-          f"`{m['command']}` | {_hardware_line(m['hardware'])}, {m['training_minutes']:.1f} |" for m in members),
+          f"`{m['command']}` | {_hardware_line(m['hardware'])}, {_member_minutes(m)} |" for m in members),
         "",
         "Selection on PublicTest (each step adds the member that raised accuracy most):",
         "",

@@ -37,6 +37,28 @@ def _training_minutes(run_dir: Path) -> float:
     return sum(row["seconds"] for row in read_metrics_csv(path)) / 60.0
 
 
+def _starts_from(config: dict[str, Any]) -> dict[str, Any] | None:
+    """{"weights", "training_minutes"} of the mien model a warm-restarted run started from (its own
+    prior minutes included), so a card counts the whole cost; None for a run from scratch or from
+    weights whose training mien did not time (e.g. ImageNet's)."""
+    from ..train.checkpoint import read_checkpoint
+    from . import is_shipped_name, resolve_model_source
+
+    weights = config.get("finetune", {}).get("weights", "")
+    path = Path(weights)
+    if not weights or not (is_shipped_name(weights) or path.is_dir() or path.with_suffix(".json").is_file()):
+        return None
+    if path.is_dir():  # a run directory (possibly itself a warm restart)
+        prior = _starts_from(json.loads((path / "best.json").read_text()).get("config", {}))
+        minutes = _training_minutes(path)
+    else:
+        shipped = read_checkpoint(resolve_model_source(weights))[1].get("shipped")
+        if shipped is None:  # a lone checkpoint: its training time is not recorded
+            return None
+        prior, minutes = shipped.get("starts_from"), shipped["training_minutes"]
+    return {"weights": weights, "training_minutes": minutes + (prior["training_minutes"] if prior else 0.0)}
+
+
 def _hardware(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "run.json"
     return json.loads(path.read_text())["sessions"] if path.is_file() else []
@@ -103,6 +125,9 @@ def ship_run(
         raise CheckpointError(f"{ckpt} carries optimizer state; ship a best checkpoint, which has none")
     record = {"epoch": meta["epoch"] + 1, "training_minutes": _training_minutes(run_dir),
               "hardware": _hardware(run_dir), "command": command}
+    starts_from = _starts_from(meta.get("config", {}))
+    if starts_from is not None:
+        record["starts_from"] = starts_from
     return _measure_and_write(quantize(tensors, storage), meta, storage=storage, where=ckpt, name=name,
                               out=Path(out_dir) if out_dir is not None else _DIR, tta_choices=tta_choices,
                               source=source, seed=seed, title=title or name, limits=limits, record=record)
@@ -139,7 +164,7 @@ def restore_shipped(name: str, *, storage: str, folder: str | Path | None = None
         raise CheckpointError(f"{name!r} is stored as {now}; restore it in a smaller storage than that "
                               f"(one of {STORAGE[STORAGE.index(now) + 1:]}), not {storage!r}")
     title, limits = _card_title_and_limits(base / f"{name}.md", name)
-    record = {k: shipped[k] for k in ("epoch", "training_minutes", "hardware", "command")}
+    record = {k: shipped[k] for k in ("epoch", "training_minutes", "hardware", "command", "starts_from") if k in shipped}
     return _measure_and_write(quantize(tensors, storage), meta, storage=storage, where=weights, name=name, out=base,
                               tta_choices=tuple(shipped["val_accuracy_by_tta"]), source=source, seed=seed,
                               title=title, limits=limits, record=record)

@@ -93,7 +93,8 @@ def ship_ensemble(candidates: list[str], *, name: str, folder: str | Path | None
     }
     member_rows = [{"name": m, "model": metas[m]["model"]["name"],
                     "val_accuracy": float((val[tta][m].argmax(1) == splits.val.labels).mean()),
-                    **{k: metas[m]["shipped"][k] for k in ("test_accuracy", "command", "hardware", "training_minutes")}}
+                    **{k: metas[m]["shipped"][k] for k in ("test_accuracy", "command", "hardware", "training_minutes",
+                                                           "starts_from") if k in metas[m]["shipped"]}}
                    for m in members]
     manifest = write_manifest(folder / f"{name}{SUFFIX}", members=members,
                               class_names=list(classes[candidates[0]]), shipped=shipped)
