@@ -147,11 +147,11 @@ def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from ..weights import is_shipped_name
+    from ..weights import names_mien_checkpoint
 
     path = Path(path)
     # A shipped name or a checkpoint with its sidecar: warm restarts from a trained mien model.
-    if is_shipped_name(str(path)) or path.is_dir() or path.with_suffix(".json").is_file():
+    if names_mien_checkpoint(str(path)):
         from ..weights import resolve_model_source
         from .checkpoint import model_state, read_checkpoint
 

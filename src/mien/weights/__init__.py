@@ -86,9 +86,11 @@ def resolve_model_source(spec: str | Path, *, allow_ensemble: bool = False) -> P
     )
 
 
-def is_shipped_name(spec: str) -> bool:
-    """Whether `spec` is a bare name (no path separator or suffix) of a shipped single model."""
-    return _is_bare_name(spec) and spec in list_shipped()
+def names_mien_checkpoint(spec: str) -> bool:
+    """Whether `spec` names a mien checkpoint that `resolve_model_source` finds: a shipped single
+    model's bare name, a run directory, or a file with its JSON sidecar."""
+    path = Path(spec).expanduser()
+    return (_is_bare_name(spec) and spec in list_shipped()) or path.is_dir() or path.with_suffix(".json").is_file()
 
 
 def _is_bare_name(spec: str) -> bool:

@@ -42,20 +42,19 @@ def _starts_from(config: dict[str, Any]) -> dict[str, Any] | None:
     prior minutes included), so a card counts the whole cost; None for a run from scratch or from
     weights whose training mien did not time (e.g. ImageNet's)."""
     from ..train.checkpoint import read_checkpoint
-    from . import is_shipped_name, resolve_model_source
+    from . import names_mien_checkpoint, resolve_model_source
 
     weights = config.get("finetune", {}).get("weights", "")
-    path = Path(weights)
-    if not weights or not (is_shipped_name(weights) or path.is_dir() or path.with_suffix(".json").is_file()):
+    if not weights or not names_mien_checkpoint(weights):
         return None
-    if path.is_dir():  # a run directory (possibly itself a warm restart)
-        prior = _starts_from(json.loads((path / "best.json").read_text()).get("config", {}))
-        minutes = _training_minutes(path)
-    else:
-        shipped = read_checkpoint(resolve_model_source(weights))[1].get("shipped")
-        if shipped is None:  # a lone checkpoint: its training time is not recorded
-            return None
-        prior, minutes = shipped.get("starts_from"), shipped["training_minutes"]
+    meta = read_checkpoint(resolve_model_source(weights))[1]
+    run_dir = Path(weights).expanduser()
+    if run_dir.is_dir():  # a run directory (possibly itself a warm restart)
+        prior, minutes = _starts_from(meta.get("config", {})), _training_minutes(run_dir)
+    elif "shipped" in meta:
+        prior, minutes = meta["shipped"].get("starts_from"), meta["shipped"]["training_minutes"]
+    else:  # a lone checkpoint: its training time is not recorded
+        return None
     return {"weights": weights, "training_minutes": minutes + (prior["training_minutes"] if prior else 0.0)}
 
 
