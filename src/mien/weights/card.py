@@ -71,7 +71,7 @@ def _prior_note(shipped: dict[str, Any]) -> str:
 
 def _member_minutes(member: dict[str, Any]) -> str:
     own = f"{member['training_minutes']:.1f}"
-    return own + (f" (+{total_minutes(member) - member['training_minutes']:.1f} before it)"
+    return own + (f" (+{member['starts_from']['training_minutes']:.1f} before it)"
                   if "starts_from" in member else "")
 
 
