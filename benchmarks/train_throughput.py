@@ -11,6 +11,7 @@ Run from the repository root:
     .venv/bin/python benchmarks/train_throughput.py
     .venv/bin/python benchmarks/train_throughput.py --models baseline_cnn --precisions fp32 --compare-memory-format
     .venv/bin/python benchmarks/train_throughput.py --data ../shared/data/fer2013.npz --json bench.json
+    .venv/bin/python benchmarks/train_throughput.py --models resnet_small --precisions auto --compare-compile
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Row:
     model: str
     precision: str
     memory_format: str
+    compiled: bool
     batch: int
     steps: int
     ms_per_step: float
@@ -129,8 +131,12 @@ def count_gflop_per_image(model: nn.Module, device: torch.device) -> tuple[float
 
 
 def measure(name: str, precision: str, *, faces: Faces, device: torch.device, batch: int, steps: int,
-            warmup: int, max_seconds: float, channels_last: bool, peak: float, emulated: bool, seed: int) -> Row:
+            warmup: int, max_seconds: float, channels_last: bool, peak: float, emulated: bool, seed: int,
+            compiled: bool = False) -> Row:
     """Time `steps` training steps after `warmup` untimed ones, within about `max_seconds`.
+
+    `compiled` runs the steps through `torch.compile(model)`; its first (untimed) step pays the
+    compilation, which can take a minute, whatever `max_seconds` says.
 
     An `emulated` precision (bf16 without bf16 units: up to 100x slower than fp32) keeps the
     batch only if a step fits a third of the budget; otherwise the batch shrinks to fit.
@@ -144,11 +150,12 @@ def measure(name: str, precision: str, *, faces: Faces, device: torch.device, ba
     criterion = nn.CrossEntropyLoss()
     inputs = InputSpec.for_model(model, faces.normalization, channels_last=channels_last)
     gen = torch.Generator().manual_seed(seed)
+    stepped = torch.compile(model) if compiled else model
 
     def step(size: int) -> float:
         order = torch.randint(len(faces.images), (size,), generator=gen).to(device)
         t0 = time.perf_counter()
-        train_one_epoch(model, faces.images, faces.labels, order, batch_size=size, optimizer=optimizer,
+        train_one_epoch(stepped, faces.images, faces.labels, order, batch_size=size, optimizer=optimizer,
                         criterion=criterion, inputs=inputs, precision=precision)
         _sync(device)
         return time.perf_counter() - t0
@@ -175,19 +182,20 @@ def measure(name: str, precision: str, *, faces: Faces, device: torch.device, ba
     images_per_s = batch / seconds
     achieved = train_gflop * images_per_s
     return Row(model=name, precision=precision, memory_format="channels_last" if channels_last else "contiguous",
-               batch=batch, steps=len(times), ms_per_step=1000 * seconds, images_per_s=images_per_s,
+               compiled=compiled, batch=batch, steps=len(times), ms_per_step=1000 * seconds, images_per_s=images_per_s,
                params_m=sum(p.numel() for p in model.parameters()) / 1e6, fwd_gflop_per_image=fwd_gflop,
                train_gflop_per_image=train_gflop, achieved_gflops=achieved, peak_gflops=peak,
                percent_of_peak=100 * achieved / peak, cpu_share_percent=100 * cpu_share)
 
 
 def format_table(rows: list[Row], labels: dict[str, str]) -> str:
-    """A Markdown table, one line per (model, precision, memory format)."""
-    head = ("| model | precision | memory | batch | steps | ms/step | img/s | params (M) | fwd GFLOP/img "
+    """A Markdown table, one line per (model, precision, memory format, compiled)."""
+    head = ("| model | precision | memory | compiled | batch | steps | ms/step | img/s | params (M) | fwd GFLOP/img "
             "| train GFLOP/img | GFLOP/s | % of peak | cpu share |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in rows:
-        lines.append(f"| {r.model} | {labels[r.precision]} | {r.memory_format} | {r.batch} | {r.steps} "
+        compiled = "yes" if r.compiled else "no"
+        lines.append(f"| {r.model} | {labels[r.precision]} | {r.memory_format} | {compiled} | {r.batch} | {r.steps} "
                      f"| {r.ms_per_step:.0f} | {r.images_per_s:.1f} | {r.params_m:.2f} "
                      f"| {r.fwd_gflop_per_image:.3f} | {r.train_gflop_per_image:.3f} "
                      f"| {r.achieved_gflops:.1f} | {r.percent_of_peak:.1f} | {r.cpu_share_percent:.0f} % |")
@@ -209,6 +217,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--compare-memory-format", action="store_true",
                         help="also time fp32 in the other memory format (channels_last vs contiguous)")
+    parser.add_argument("--compare-compile", action="store_true",
+                        help="also time each row with torch.compile (inductor); compiling takes about a minute a model")
     parser.add_argument("--data", help="FER2013 npz, csv or image folder to draw Training batches from "
                         "(default: random faces)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -260,12 +270,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.compare_memory_format and precision == "fp32":
                 layouts.append(not args.channels_last)
             for channels_last in layouts:
-                row = measure(name, precision, faces=faces, device=device, batch=args.batch_size,
-                              steps=args.steps, warmup=args.warmup, max_seconds=args.max_seconds,
-                              channels_last=channels_last, peak=peaks[peak_of[precision]],
-                              emulated=labels[precision].endswith("(emulated)"), seed=args.seed)
-                rows.append(row)
-                print(f"  {name} {labels[precision]} {row.memory_format}: {row.images_per_s:.1f} img/s", flush=True)
+                for compiled in [False, True] if args.compare_compile else [False]:
+                    row = measure(name, precision, faces=faces, device=device, batch=args.batch_size,
+                                  steps=args.steps, warmup=args.warmup, max_seconds=args.max_seconds,
+                                  channels_last=channels_last, peak=peaks[peak_of[precision]],
+                                  emulated=labels[precision].endswith("(emulated)"), seed=args.seed,
+                                  compiled=compiled)
+                    rows.append(row)
+                    print(f"  {name} {labels[precision]} {row.memory_format}{' compiled' if compiled else ''}: "
+                          f"{row.images_per_s:.1f} img/s", flush=True)
     print()
     print(format_table(rows, labels))
     print("\nGFLOP counts convolutions and matmuls only (x2 per multiply-add); % of peak is against the "
