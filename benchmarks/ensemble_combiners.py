@@ -12,7 +12,7 @@ Combinations, each fitted by minimising the log-loss (L2 penalty `--l2` on its p
 - `weights + class bias`, arithmetic and geometric.
 
     .venv/bin/python benchmarks/ensemble_combiners.py --data ../shared/data/fer2013.npz
-    .venv/bin/python benchmarks/ensemble_combiners.py resnet_small_ema_long deep_cnn --tta flip --folds 5
+    .venv/bin/python benchmarks/ensemble_combiners.py resnet_small_ema_e90 deep_cnn --tta flip --folds 5
 """
 
 from __future__ import annotations

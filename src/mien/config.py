@@ -175,7 +175,7 @@ class DistillConfig:
 
     teacher: str = ""
     """A shipped model or ensemble name ("ensemble"), a run directory or a checkpoint; several joined
-    by "+" ("resnet_small_ema_long+deep_cnn") average their members' probabilities, which names an
+    by "+" ("resnet_small_ema_seed4+deep_cnn") average their members' probabilities, which names an
     ensemble's members for good (the shipped `ensemble` is re-chosen as models ship); empty: off.
     It must predict the same classes as the student."""
     alpha: float = 0.5
